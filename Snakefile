@@ -1,0 +1,23 @@
+# Subgroup label-bias experiments for medical image classification.
+# Stages live in workflow/rules (one file each); shared helpers in common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/bias.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,71 @@
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The learning code is one importable package next to the scripts.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from labelbias.config import check_config, scenario_bias  # noqa: E402
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+check_config(config)
+
+SCENARIOS = list(config["scenarios"])
+N_SHARDS = int(config["preprocess"]["shards"])
+SYNTHETIC = config["data"]["source"] == "synthetic"
+SYNTHETIC_ROOT = "results/synthetic"
+
+
+wildcard_constraints:
+    scenario="|".join(SCENARIOS),
+    shard=r"\d+",
+
+
+def embed_tables(wildcards):
+    """The two EMBED tables: generated ones for the synthetic default, else the configured paths."""
+    if SYNTHETIC:
+        return {
+            "metadata": f"{SYNTHETIC_ROOT}/tables/EMBED_OpenData_metadata.csv",
+            "clinical": f"{SYNTHETIC_ROOT}/tables/EMBED_OpenData_clinical.csv",
+        }
+    return {
+        "metadata": config["data"]["embed"]["metadata"],
+        "clinical": config["data"]["embed"]["clinical"],
+    }
+
+
+def image_source():
+    """Image root, format and path prefix the preprocessing reads from."""
+    if SYNTHETIC:
+        return {"root": SYNTHETIC_ROOT, "format": "dicom", "strip_prefix": ""}
+    embed = config["data"]["embed"]
+    return {
+        "root": embed["image_root"],
+        "format": embed["image_format"],
+        "strip_prefix": embed["strip_prefix"],
+    }
+
+
+def image_column():
+    return "png_path" if image_source()["format"] == "png" else "anon_dicom_path"
+
+
+def synthetic_images(wildcards):
+    """The generated image folder, so preprocessing waits for it (nothing for real EMBED)."""
+    return [f"{SYNTHETIC_ROOT}/images"] if SYNTHETIC else []
+
+
+def cohort_attributes():
+    return ["manufacturer", "pseudo_subgroup", *config["cohort"]["attributes"]]
+
+
+def final_outputs():
+    return [
+        "results/data/cohort.tsv",
+        "results/data/table1.tsv",
+        "results/data/split_summary.tsv",
+        "results/cache/images.npy",
+        *expand("results/labels/{scenario}.tsv", scenario=SCENARIOS),
+    ]

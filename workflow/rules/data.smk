@@ -1,0 +1,86 @@
+rule synthetic_embed:
+    output:
+        metadata=f"{SYNTHETIC_ROOT}/tables/EMBED_OpenData_metadata.csv",
+        clinical=f"{SYNTHETIC_ROOT}/tables/EMBED_OpenData_clinical.csv",
+        images=directory(f"{SYNTHETIC_ROOT}/images"),
+        summary=report(
+            f"{SYNTHETIC_ROOT}/summary.tsv",
+            caption="../report/synthetic_summary.rst",
+            category="1. Data",
+            labels={"table": "synthetic data check"},
+        ),
+    params:
+        settings=config["data"]["synthetic"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        "logs/synthetic_embed.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/synthetic_embed.py"
+
+
+rule select_images:
+    input:
+        unpack(embed_tables),
+    output:
+        images="results/data/images.tsv",
+        filters=report(
+            "results/data/filter_log.tsv",
+            caption="../report/filter_log.rst",
+            category="1. Data",
+            labels={"table": "cohort filters"},
+        ),
+    params:
+        vendors=config["cohort"]["vendors"],
+        views=config["cohort"]["views"],
+        attributes=config["cohort"]["attributes"],
+        image_column=image_column(),
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    log:
+        "logs/select_images.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/select_images.py"
+
+
+rule cohort:
+    input:
+        images="results/data/images.tsv",
+        qc="results/data/qc.tsv",
+    output:
+        cohort="results/data/cohort.tsv",
+        table1=report(
+            "results/data/table1.tsv",
+            caption="../report/table1.rst",
+            category="1. Data",
+            labels={"table": "Table 1"},
+        ),
+        split_summary=report(
+            "results/data/split_summary.tsv",
+            caption="../report/split_summary.rst",
+            category="1. Data",
+            labels={"table": "split sizes"},
+        ),
+    params:
+        seed=config["seed"],
+        split=config["cohort"]["split"],
+        stratify=config["cohort"]["stratify"],
+        pseudo_groups=config["cohort"]["pseudo_groups"],
+        balance=config["cohort"]["balance"],
+        attributes=cohort_attributes(),
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    log:
+        "logs/cohort.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/cohort.py"

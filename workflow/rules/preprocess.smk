@@ -1,0 +1,44 @@
+rule preprocess_shard:
+    input:
+        images="results/data/images.tsv",
+        source=synthetic_images,
+    output:
+        array=temp("results/cache/shards/{shard}.npy"),
+        qc="results/cache/shards/{shard}.qc.tsv",
+    params:
+        source=image_source(),
+        shards=N_SHARDS,
+        height=config["preprocess"]["height"],
+        width=config["preprocess"]["width"],
+        mask_threshold=config["preprocess"]["mask_threshold"],
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    log:
+        "logs/preprocess/{shard}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/preprocess_shard.py"
+
+
+rule merge_cache:
+    input:
+        images="results/data/images.tsv",
+        arrays=expand("results/cache/shards/{shard}.npy", shard=range(N_SHARDS)),
+        qc=expand("results/cache/shards/{shard}.qc.tsv", shard=range(N_SHARDS)),
+    output:
+        array="results/cache/images.npy",
+        index="results/cache/index.tsv",
+        qc="results/data/qc.tsv",
+    params:
+        max_unreadable_fraction=config["preprocess"]["max_unreadable_fraction"],
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "logs/merge_cache.log",
+    conda:
+        "../../envs/workflow.yaml"
+    script:
+        "../scripts/merge_cache.py"

@@ -1,0 +1,97 @@
+"""Subgroup label bias: flip labels of a seeded share of one subgroup's patients or images."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataQualityError
+
+LABEL_COLUMNS = ["image_id", "label_clean", "label_biased", "flipped"]
+
+
+@dataclass(frozen=True)
+class BiasSpec:
+    """What a scenario does to the labels.
+
+    ``attribute`` None means the clean baseline. ``mode`` "patient" flips all images
+    of round(rate x eligible patients) patients (the study); "image" flips
+    round(rate x eligible images) images chosen independently of patient (Jones et
+    al.'s per-positive flip, with the count fixed so scenarios compare exactly).
+    """
+
+    attribute: str | None = None
+    subgroup: str | None = None
+    rate: float = 0.3
+    densities: tuple[str, ...] = ("C",)
+    from_label: int = 1
+    mode: str = "patient"
+    seed: int = 0
+
+
+def scenario_seed(base_seed: int, scenario: str) -> int:
+    """A per-scenario seed that does not change when other scenarios are added."""
+    return (int(base_seed) * 1_000_003 + zlib.crc32(scenario.encode("utf-8"))) % (2**32)
+
+
+def inject_bias(cohort: pd.DataFrame, spec: BiasSpec) -> pd.DataFrame:
+    """Return ``image_id, label_clean, label_biased, flipped`` for every cohort image."""
+    labels = pd.DataFrame(
+        {
+            "image_id": cohort["image_id"].to_numpy(),
+            "label_clean": cohort["label"].astype(int).to_numpy(),
+        }
+    )
+    flipped = np.zeros(len(cohort), dtype=bool)
+    if spec.attribute is not None:
+        if spec.attribute not in cohort.columns:
+            raise DataQualityError(
+                f"bias attribute '{spec.attribute}' is not a cohort column "
+                f"(available: {', '.join(cohort.columns)})"
+            )
+        in_group = cohort[spec.attribute].astype(str).to_numpy() == str(spec.subgroup)
+        if not in_group.any():
+            present = sorted(cohort[spec.attribute].astype(str).unique())
+            raise DataQualityError(
+                f"subgroup '{spec.subgroup}' of attribute '{spec.attribute}' has no image in the cohort "
+                f"(present: {', '.join(present)})"
+            )
+        eligible = (
+            in_group
+            & cohort["density"].isin(spec.densities).to_numpy()
+            & (cohort["label"].astype(int).to_numpy() == spec.from_label)
+        )
+        rng = np.random.default_rng(spec.seed)
+        if spec.mode == "patient":
+            patients = np.unique(cohort.loc[eligible, "patient_id"].to_numpy())
+            n_flip = int(round(spec.rate * len(patients)))
+            chosen = rng.choice(patients, size=n_flip, replace=False) if n_flip else np.array([])
+            flipped = eligible & cohort["patient_id"].isin(chosen).to_numpy()
+        elif spec.mode == "image":
+            positions = np.flatnonzero(eligible)
+            n_flip = int(round(spec.rate * len(positions)))
+            chosen = rng.choice(positions, size=n_flip, replace=False) if n_flip else np.array([], int)
+            flipped[chosen] = True
+        else:
+            raise ValueError(f"unknown bias mode {spec.mode!r}")
+    labels["label_biased"] = np.where(flipped, 1 - labels["label_clean"], labels["label_clean"])
+    labels["flipped"] = flipped.astype(int)
+    return labels[LABEL_COLUMNS]
+
+
+def bias_summary(cohort: pd.DataFrame, labels: pd.DataFrame, spec: BiasSpec) -> dict[str, object]:
+    """Counts for the log and the report: how many patients and images were flipped."""
+    merged = cohort[["image_id", "patient_id", "split"]].merge(labels, on="image_id")
+    flipped = merged[merged["flipped"] == 1]
+    return {
+        "attribute": spec.attribute or "",
+        "subgroup": spec.subgroup or "",
+        "mode": spec.mode,
+        "rate": spec.rate,
+        "flipped_patients": flipped["patient_id"].nunique(),
+        "flipped_images": len(flipped),
+        **{f"flipped_images_{s}": int((flipped["split"] == s).sum()) for s in ("train", "val", "test")},
+    }

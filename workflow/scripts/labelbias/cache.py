@@ -1,0 +1,139 @@
+"""The preprocessed image cache: sharded preprocessing, a QC table and one memory-mappable array.
+
+Preprocessing runs in shards (separate jobs locally or on SLURM). Each shard
+returns its arrays plus a QC row per image; the merge writes one ``.npy`` array
+that training opens with ``mmap_mode="r"`` and an index mapping image ids to rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataQualityError, ImageReadError
+from .imaging import CACHE_DTYPE, PreprocessSettings, preprocess, read_image
+
+QC_COLUMNS = ["image_id", "image_path", "status", "flipped", "reason"]
+
+
+def resolve_image_path(image_root: str | Path, table_path: str, strip_prefix: str = "") -> Path:
+    """Join a table's image path to the configured image root.
+
+    EMBED paths are relative (``./images/cohort_1/...``) in the open release but
+    absolute cluster paths in some copies; ``strip_prefix`` removes the latter's
+    leading part so the rest is found under ``image_root``.
+    """
+    relative = table_path.replace("\\", "/")
+    if strip_prefix and relative.startswith(strip_prefix):
+        relative = relative[len(strip_prefix) :]
+    relative = relative.lstrip("/")
+    parts = [p for p in PurePosixPath(relative).parts if p not in (".",)]
+    return Path(image_root).joinpath(*parts)
+
+
+def shard_rows(n_images: int, shard: int, n_shards: int) -> np.ndarray:
+    """Rows of shard ``shard`` (0-based): every n-th image, so shards have equal work."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} outside 0..{n_shards - 1}")
+    return np.arange(shard, n_images, n_shards)
+
+
+def preprocess_shard(
+    images: pd.DataFrame,
+    image_root: str | Path,
+    image_format: str,
+    settings: PreprocessSettings,
+    shard: int,
+    n_shards: int,
+    strip_prefix: str = "",
+    reader: Callable[[Path, str], np.ndarray] = read_image,
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, float]]:
+    """Preprocess one shard; unreadable images get a QC row instead of an array row.
+
+    Returns the stacked arrays of the readable images (in shard order), the QC table
+    for every image of the shard, and timing figures for the log.
+    """
+    rows = shard_rows(len(images), shard, n_shards)
+    arrays: list[np.ndarray] = []
+    qc: list[dict[str, object]] = []
+    started = time.perf_counter()
+    for row in rows:
+        record = images.iloc[int(row)]
+        path = resolve_image_path(image_root, str(record["image_path"]), strip_prefix)
+        try:
+            array, flipped = preprocess(reader(path, image_format), settings, source=str(path))
+        except ImageReadError as error:
+            qc.append(
+                {
+                    "image_id": record["image_id"],
+                    "image_path": str(path),
+                    "status": "unreadable",
+                    "flipped": 0,
+                    "reason": str(error),
+                }
+            )
+            continue
+        arrays.append(array)
+        qc.append(
+            {"image_id": record["image_id"], "image_path": str(path), "status": "ok", "flipped": int(flipped), "reason": ""}
+        )
+    elapsed = time.perf_counter() - started
+    stacked = (
+        np.stack(arrays) if arrays else np.zeros((0, settings.height, settings.width), dtype=CACHE_DTYPE)
+    )
+    timing = {"images": float(len(rows)), "seconds": elapsed, "images_per_second": len(rows) / max(elapsed, 1e-9)}
+    return stacked, pd.DataFrame(qc, columns=QC_COLUMNS), timing
+
+
+def check_unreadable_share(qc: pd.DataFrame, max_fraction: float) -> None:
+    """Fail the run, naming the first bad files, when too many images are unreadable."""
+    bad = qc[qc["status"] != "ok"]
+    share = len(bad) / max(len(qc), 1)
+    if share > max_fraction:
+        examples = "\n  ".join(f"{r.image_path}: {r.reason}" for r in bad.head(5).itertuples())
+        raise DataQualityError(
+            f"{len(bad)} of {len(qc)} images ({share:.1%}) are unreadable, more than "
+            f"preprocess.max_unreadable_fraction = {max_fraction:.1%}. First ones:\n  {examples}"
+        )
+
+
+def merge_shards(
+    images: pd.DataFrame,
+    shard_arrays: list[np.ndarray],
+    shard_qc: list[pd.DataFrame],
+    output_array: str | Path,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the readable images, in table order, to one ``.npy``; return (index, qc).
+
+    The array is written through a memory map so the merge never holds the whole
+    cache in memory.
+    """
+    qc = pd.concat(shard_qc, ignore_index=True)
+    position = {image_id: i for i, image_id in enumerate(images["image_id"])}
+    qc = qc.assign(_order=qc["image_id"].map(position)).sort_values("_order").drop(columns="_order")
+    ok = qc[qc["status"] == "ok"].reset_index(drop=True)
+    if len(shard_arrays) == 0 or ok.empty:
+        raise DataQualityError("no image could be preprocessed")
+    height, width = shard_arrays[0].shape[1:]
+    out = np.lib.format.open_memmap(output_array, mode="w+", dtype=CACHE_DTYPE, shape=(len(ok), height, width))
+    target_row = {image_id: i for i, image_id in enumerate(ok["image_id"])}
+    for arrays, table in zip(shard_arrays, shard_qc, strict=True):
+        readable = table[table["status"] == "ok"]["image_id"].to_numpy()
+        if len(readable) != len(arrays):
+            raise DataQualityError("a preprocessing shard's array and QC table disagree; rerun that shard")
+        rows = np.array([target_row[i] for i in readable], dtype=np.int64)
+        if len(rows):
+            out[rows] = arrays
+    out.flush()
+    del out
+    index = pd.DataFrame({"image_id": ok["image_id"], "cache_row": np.arange(len(ok))})
+    return index, qc.reset_index(drop=True)
+
+
+def open_cache(array_path: str | Path) -> np.ndarray:
+    """Open the cache read-only and memory-mapped: memory does not grow with the dataset."""
+    return np.load(array_path, mmap_mode="r")

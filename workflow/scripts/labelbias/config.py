@@ -1,0 +1,138 @@
+"""Checks a JSON schema cannot express, and the per-job settings derived from the config.
+
+Called while the Snakefile is parsed, so a bad value stops the run before any job
+starts, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .bias import BiasSpec, scenario_seed
+from .errors import ConfigError
+from .synthetic import MAIN_VENDORS, RACE_SHIFT
+
+BUILTIN_ATTRIBUTES = ("manufacturer", "pseudo_subgroup")
+
+
+def pseudo_group_names(config: dict[str, Any]) -> list[str]:
+    return [f"PS{i + 1}" for i in range(int(config["cohort"]["pseudo_groups"]))]
+
+
+def attribute_names(config: dict[str, Any]) -> list[str]:
+    return [*BUILTIN_ATTRIBUTES, *config["cohort"].get("attributes", {})]
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ConfigError naming the first invalid key of an already schema-valid config."""
+    split = config["cohort"]["split"]
+    total = sum(float(v) for v in split.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(
+            f"cohort.split: train + val + test must sum to 1, got {total:g} "
+            f"({', '.join(f'{k}={v}' for k, v in split.items())})"
+        )
+    if min(float(split["train"]), float(split["val"]), float(split["test"])) <= 0:
+        raise ConfigError("cohort.split: every split (train, val, test) needs a share above 0")
+
+    vendor_names = list(config["cohort"]["vendors"].values())
+    if len(set(vendor_names)) != len(vendor_names):
+        raise ConfigError(f"cohort.vendors: two manufacturers map to the same name ({vendor_names})")
+
+    known_attributes = attribute_names(config)
+    scenarios = config["scenarios"]
+    for name, raw in scenarios.items():
+        spec = raw or {}
+        key = f"scenarios.{name}"
+        attribute, subgroup = spec.get("attribute"), spec.get("subgroup")
+        if (attribute is None) != (subgroup is None):
+            raise ConfigError(f"{key}: give both 'attribute' and 'subgroup', or neither for a clean scenario")
+        if attribute is None:
+            continue
+        if attribute not in known_attributes:
+            raise ConfigError(
+                f"{key}.attribute: unknown attribute {attribute!r}; known: {', '.join(known_attributes)} "
+                "(add others under cohort.attributes)"
+            )
+        if not str(subgroup).strip():
+            raise ConfigError(f"{key}.subgroup: empty subgroup name")
+        if attribute == "manufacturer" and subgroup not in vendor_names:
+            raise ConfigError(
+                f"{key}.subgroup: unknown vendor {subgroup!r}; cohort.vendors defines {', '.join(vendor_names)}"
+            )
+        if attribute == "pseudo_subgroup" and subgroup not in pseudo_group_names(config):
+            raise ConfigError(
+                f"{key}.subgroup: unknown pseudo-group {subgroup!r}; "
+                f"cohort.pseudo_groups = {config['cohort']['pseudo_groups']} gives "
+                f"{', '.join(pseudo_group_names(config))}"
+            )
+        if attribute in config["cohort"].get("attributes", {}):
+            spec_attr = config["cohort"]["attributes"][attribute]
+            allowed = set(spec_attr["values"].values()) | {spec_attr.get("other", "Other")}
+            if subgroup not in allowed:
+                raise ConfigError(
+                    f"{key}.subgroup: {subgroup!r} is not a value of attribute {attribute!r} "
+                    f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
+                )
+
+    baseline = config["baseline_scenario"]
+    if baseline not in scenarios:
+        raise ConfigError(f"baseline_scenario: {baseline!r} is not a key of scenarios ({', '.join(scenarios)})")
+    if (scenarios[baseline] or {}).get("attribute"):
+        raise ConfigError(f"baseline_scenario: {baseline!r} must be a clean scenario (no attribute)")
+
+    data = config["data"]
+    if data["source"] == "synthetic":
+        synthetic = data["synthetic"]
+        for vendor in synthetic["vendor_mix"]:
+            if vendor not in MAIN_VENDORS:
+                raise ConfigError(
+                    f"data.synthetic.vendor_mix: unknown vendor {vendor!r}; the generator knows "
+                    f"{', '.join(MAIN_VENDORS)}"
+                )
+        if sum(synthetic["vendor_mix"].values()) <= 0:
+            raise ConfigError("data.synthetic.vendor_mix: shares must not all be 0")
+        for race in synthetic["race_mix"]:
+            if race not in RACE_SHIFT:
+                raise ConfigError(
+                    f"data.synthetic.race_mix: unknown group {race!r}; the generator knows {', '.join(RACE_SHIFT)}"
+                )
+        centres = synthetic["density_centres"]
+        if list(centres) != sorted(centres):
+            raise ConfigError("data.synthetic.density_centres: centres of A, B, C, D must increase")
+        if sum(synthetic["density_mix"].values()) <= 0:
+            raise ConfigError("data.synthetic.density_mix: shares must not all be 0")
+    else:
+        embed = data["embed"]
+        for key in ("metadata", "clinical"):
+            if not embed[key] or not Path(embed[key]).is_file():
+                raise ConfigError(f"data.embed.{key}: table {embed[key]!r} does not exist")
+        if not embed["image_root"] or not Path(embed["image_root"]).is_dir():
+            raise ConfigError(f"data.embed.image_root: folder {embed['image_root']!r} does not exist")
+
+
+def scenario_bias(config: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """All settings the label job of one scenario depends on (passed as Snakemake params)."""
+    spec = {**config["bias"], **(config["scenarios"][scenario] or {})}
+    return {
+        "attribute": spec.get("attribute"),
+        "subgroup": spec.get("subgroup"),
+        "rate": float(spec["rate"]),
+        "densities": list(spec["densities"]),
+        "from_label": int(spec["from_label"]),
+        "mode": spec["mode"],
+        "seed": scenario_seed(int(config["seed"]), scenario),
+    }
+
+
+def bias_spec(params: dict[str, Any]) -> BiasSpec:
+    return BiasSpec(
+        attribute=params["attribute"],
+        subgroup=params["subgroup"],
+        rate=params["rate"],
+        densities=tuple(params["densities"]),
+        from_label=params["from_label"],
+        mode=params["mode"],
+        seed=params["seed"],
+    )

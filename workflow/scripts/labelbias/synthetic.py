@@ -1,0 +1,480 @@
+"""A synthetic dataset that looks to the rest of the workflow exactly like EMBED.
+
+It writes real DICOM files (pydicom; JPEG 2000 lossless for one vendor, as in
+EMBED), EMBED's folder layout and id formats, and the two EMBED tables with their
+column names, including the rows the study's filters must remove (men, density 5,
+spot/magnification views, C-view and ROI images, exaggerated views, a fourth
+vendor, patients with two density values).
+
+Image content is a simple breast phantom:
+- density: the fibroglandular (bright) share of the breast is the patient's latent
+  dense fraction, drawn per BI-RADS class around ordinal centres, so A < B < C < D
+  with B and C overlapping by a configurable spread;
+- vendor: each vendor has its own transfer curve, heel-effect gradient, detector
+  stripes, blur and noise, strong enough that a CNN tells vendors apart (the
+  study's separable subgroups) while leaving the dense area equally readable;
+- demographics: the fat-tissue level moves with ``demographic_signal`` per race
+  group against patient-level noise, so separability is a tunable continuum.
+
+Everything is drawn from one seed: the plan is sampled first, and each image is
+rendered from its own seed, so parallel rendering gives identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zlib
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, special
+
+DENSITY_CLASSES = ("A", "B", "C", "D")
+MAIN_VENDORS = ("HOLOGIC, Inc.", "GE MEDICAL SYSTEMS", "FUJIFILM Corporation")
+OTHER_VENDOR = "GE HEALTHCARE"
+UID_ROOT = "1.2.826.0.1.3680043.10.1475."  # under pydicom's registered example root
+
+
+@dataclass(frozen=True)
+class VendorLook:
+    """DICOM properties and image appearance of one vendor."""
+
+    model: str
+    rows: int  # full-resolution detector matrix of the real device
+    columns: int
+    pixel_spacing_mm: float
+    bits_stored: int
+    photometric: str
+    jpeg2000: bool
+    gamma: float
+    heel: float  # relative brightness change from top to bottom (anode heel effect)
+    stripes: float  # amplitude of horizontal detector stripes
+    stripe_cycles: float  # stripes per image height
+    blur: float  # Gaussian blur sigma as a share of the image height
+    noise: float  # quantum noise sigma in display units
+
+
+VENDOR_LOOKS: dict[str, VendorLook] = {
+    "HOLOGIC, Inc.": VendorLook("Selenia Dimensions", 4096, 3328, 0.065, 12, "MONOCHROME2", True,
+                                gamma=1.0, heel=0.0, stripes=0.0, stripe_cycles=0.0, blur=0.0, noise=0.012),
+    "GE MEDICAL SYSTEMS": VendorLook("Senographe Essential", 3062, 2394, 0.1, 14, "MONOCHROME2", False,
+                                     gamma=0.8, heel=0.22, stripes=0.0, stripe_cycles=0.0, blur=0.004,
+                                     noise=0.02),
+    "FUJIFILM Corporation": VendorLook("FDR MS-3500", 5928, 4728, 0.05, 12, "MONOCHROME1", False,
+                                       gamma=1.2, heel=-0.08, stripes=0.035, stripe_cycles=9.0, blur=0.0,
+                                       noise=0.008),
+    "GE HEALTHCARE": VendorLook("Senographe Pristina", 2850, 2394, 0.1, 12, "MONOCHROME2", False,
+                                gamma=0.85, heel=0.15, stripes=0.0, stripe_cycles=0.0, blur=0.004, noise=0.018),
+}
+
+RACE_SHIFT = {
+    "Caucasian or White": 0.0,
+    "African American  or Black": 1.0,
+    "Asian": -1.0,
+    "Unknown, not reported": 0.0,
+}
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    seed: int = 7
+    patients: int = 2200
+    vendor_mix: dict[str, float] = field(
+        default_factory=lambda: {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20}
+    )
+    other_vendor_share: float = 0.03
+    density_mix: dict[str, float] = field(default_factory=lambda: {"A": 0.10, "B": 0.40, "C": 0.42, "D": 0.08})
+    density_centres: tuple[float, float, float, float] = (0.12, 0.36, 0.64, 0.86)
+    density_spread: float = 0.06
+    view_jitter: float = 0.02
+    race_mix: dict[str, float] = field(
+        default_factory=lambda: {
+            "Caucasian or White": 0.45,
+            "African American  or Black": 0.42,
+            "Asian": 0.08,
+            "Unknown, not reported": 0.05,
+        }
+    )
+    demographic_signal: float = 0.5
+    vendor_signal: float = 1.0
+    second_exam_share: float = 0.12
+    vendor_switch_share: float = 0.05
+    two_density_share: float = 0.03
+    male_share: float = 0.01
+    spot_mag_share: float = 0.05
+    cview_share: float = 0.08
+    extra_view_share: float = 0.03
+    roi_share: float = 0.02
+    matrix_scale: float = 0.05
+    jpeg2000: bool = True
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """Everything needed to render and write one DICOM file."""
+
+    path: str
+    seed: int
+    manufacturer: str
+    view: str
+    laterality: str
+    dense_fraction: float
+    breast_size: float
+    fat_shift: float
+    patient_id: str
+    patient_sex: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    instance_number: int
+    study_date: str
+    image_type: str
+    rows: int
+    columns: int
+    pixel_spacing: float
+    vendor_signal: float
+    jpeg2000: bool
+
+
+def _uid(*parts: object) -> str:
+    digest = zlib.crc32(repr(parts).encode()) | (zlib.adler32(repr(parts[::-1]).encode()) << 32)
+    return f"{UID_ROOT}{digest}"
+
+
+def _choice(rng: np.random.Generator, mix: dict[str, float]) -> str:
+    keys = list(mix)
+    weights = np.array([mix[k] for k in keys], dtype=float)
+    return keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
+
+
+def _matrix(look: VendorLook, scale: float) -> tuple[int, int, float]:
+    rows = max(32, int(round(look.rows * scale)))
+    cols = max(24, int(round(look.columns * scale)))
+    return rows, cols, look.pixel_spacing_mm / scale
+
+
+def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFrame, list[ImageJob]]:
+    """Sample patients, exams, findings and images: the two EMBED tables and the render jobs."""
+    rng = np.random.default_rng(settings.seed)
+    n = settings.patients
+    empis = 10_000_000 + rng.choice(89_999_999, size=n, replace=False)
+    metadata: list[dict[str, object]] = []
+    clinical: list[dict[str, object]] = []
+    jobs: list[ImageJob] = []
+    used_acc: set[int] = set()
+    epoch = dt.date(2012, 1, 1)
+    centres = dict(zip(DENSITY_CLASSES, settings.density_centres, strict=True))
+
+    for p in range(n):
+        empi = int(empis[p])
+        male = rng.random() < settings.male_share
+        vendor = OTHER_VENDOR if rng.random() < settings.other_vendor_share else _choice(rng, settings.vendor_mix)
+        density = _choice(rng, settings.density_mix)
+        dense_fraction = float(np.clip(rng.normal(centres[density], settings.density_spread), 0.02, 0.98))
+        race = _choice(rng, settings.race_mix)
+        fat_shift = settings.demographic_signal * 0.05 * RACE_SHIFT.get(race, 0.0) + rng.normal(0, 0.03)
+        age = int(rng.integers(40, 80))
+        size = float(rng.uniform(0.78, 1.0))
+        two_density = (not male) and rng.random() < settings.two_density_share
+        n_exams = 2 if (two_density or rng.random() < settings.second_exam_share) else 1
+        first_day = int(rng.integers(0, 3000))
+        for e in range(n_exams):
+            while True:
+                acc = int(rng.integers(10**15, 10**16))
+                if acc not in used_acc:
+                    used_acc.add(acc)
+                    break
+            exam_vendor = vendor
+            if e > 0 and rng.random() < settings.vendor_switch_share:
+                exam_vendor = _choice(rng, settings.vendor_mix)
+            if male:
+                tissueden = 5
+            elif two_density and e == 1:
+                k = DENSITY_CLASSES.index(density)
+                tissueden = (k + 2) if k < 3 else k  # a neighbouring class, 1-based
+            else:
+                tissueden = DENSITY_CLASSES.index(density) + 1
+            date = (epoch + dt.timedelta(days=first_day + 400 * e)).strftime("%Y-%m-%d")
+            n_findings = 1 + int(rng.poisson(0.4))
+            for f in range(n_findings):
+                clinical.append(
+                    {
+                        "empi_anon": empi,
+                        "acc_anon": acc,
+                        "study_date_anon": date,
+                        "desc": "MG Screening Bilateral" if f == 0 else "MG Diagnostic Bilateral",
+                        "tissueden": float(tissueden),
+                        "asses": "N" if f == 0 else str(rng.choice(["B", "A", "N"])),
+                        "numfind": f + 1,
+                        "side": str(rng.choice(["L", "R", "B"])),
+                        "bside": "",
+                        "path_severity": "",
+                        "RACE_DESC": race,
+                        "ETHNIC_GROUP_DESC": "Non-Hispanic or Latino",
+                        "age_at_study": float(age + e),
+                        "GENDER_DESC": "Male" if male else "Female",
+                    }
+                )
+            look = VENDOR_LOOKS[exam_vendor]
+            rows, cols, spacing = _matrix(look, settings.matrix_scale)
+            study_uid = _uid(settings.seed, empi, acc)
+            views: list[tuple[str, str, str, float | None]] = [
+                (lat, view, "2D", None) for lat in ("L", "R") for view in ("CC", "MLO")
+            ]
+            if exam_vendor == "HOLOGIC, Inc." and rng.random() < settings.cview_share:
+                views += [(lat, view, "C-view", None) for lat in ("L", "R") for view in ("CC", "MLO")]
+            if rng.random() < settings.spot_mag_share:
+                views.append((str(rng.choice(["L", "R"])), "CC", "2D", 1.0))
+            if rng.random() < settings.extra_view_share:
+                views.append((str(rng.choice(["L", "R"])), "XCCL", "2D", None))
+            if rng.random() < settings.roi_share:
+                views.append((str(rng.choice(["L", "R"])), "CC", "ROI_SSC", None))
+            for i, (laterality, view, image_type, spot) in enumerate(views):
+                series_uid = _uid(settings.seed, empi, acc, i, "series")
+                sop_uid = _uid(settings.seed, empi, acc, i, "sop")
+                relative = f"./images/cohort_1/{empi}/{study_uid}/{series_uid}/{sop_uid}.dcm"
+                image_fraction = float(np.clip(dense_fraction + rng.normal(0, settings.view_jitter), 0.01, 0.99))
+                jobs.append(
+                    ImageJob(
+                        path=relative,
+                        seed=int(rng.integers(0, 2**31)),
+                        manufacturer=exam_vendor,
+                        view=view,
+                        laterality=laterality,
+                        dense_fraction=image_fraction,
+                        breast_size=float(np.clip(size + rng.normal(0, 0.02), 0.7, 1.05)),
+                        fat_shift=float(fat_shift),
+                        patient_id=str(empi),
+                        patient_sex="M" if male else "F",
+                        study_uid=study_uid,
+                        series_uid=series_uid,
+                        sop_uid=sop_uid,
+                        instance_number=i + 1,
+                        study_date=date.replace("-", ""),
+                        image_type=image_type,
+                        rows=rows,
+                        columns=cols,
+                        pixel_spacing=spacing,
+                        vendor_signal=settings.vendor_signal,
+                        jpeg2000=settings.jpeg2000 and look.jpeg2000,
+                    )
+                )
+                png = f"/images/png/cohort_1/{empi}/{study_uid}/{sop_uid}.png"
+                metadata.append(
+                    {
+                        "empi_anon": empi,
+                        "acc_anon": acc,
+                        "anon_dicom_path": relative,
+                        "png_path": png,
+                        "png_filename": f"{sop_uid}.png",
+                        "study_date_anon": date,
+                        "StudyDescription": "MG Screening Bilateral",
+                        "SeriesDescription": f"{laterality} {view}",
+                        "FinalImageType": image_type,
+                        "ImageLateralityFinal": laterality,
+                        "ViewPosition": view,
+                        "spot_mag": spot,
+                        "num_roi": 1 if image_type == "ROI_SSC" else 0,
+                        "ROI_coords": "",
+                        "SRC_DST": "",
+                        "match_level": 1,
+                        "Manufacturer": exam_vendor,
+                        "ManufacturerModelName": look.model,
+                        "PatientSex": "M" if male else "F",
+                        "InstanceNumber": i + 1,
+                        "PixelSpacing": f"[{spacing:.4f}, {spacing:.4f}]",
+                        "ImagerPixelSpacing": f"[{spacing:.4f}, {spacing:.4f}]",
+                        "Rows": rows,
+                        "Columns": cols,
+                    }
+                )
+    return pd.DataFrame(metadata), pd.DataFrame(clinical), jobs
+
+
+def render_display(job: ImageJob) -> np.ndarray:
+    """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side."""
+    rng = np.random.default_rng(job.seed)
+    rows, cols = job.rows, job.columns
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    yy /= rows
+    xx /= cols
+    mlo = job.view in ("MLO", "XCCL")
+    cy = (0.47 if mlo else 0.5) + rng.normal(0, 0.02)
+    ay = job.breast_size * (0.45 if mlo else 0.40)
+    ax = job.breast_size * 0.78
+    r2 = ((yy - cy) / ay) ** 2 + (xx / ax) ** 2
+    breast = r2 < 1.0
+    pectoral = np.zeros_like(breast)
+    if mlo:
+        pectoral = (xx / (0.26 * job.breast_size) + yy / 0.55) < 1.0
+    tissue_region = breast & ~pectoral
+
+    coarse = rng.normal(size=(14, 11)).astype(np.float32)
+    field = ndimage.zoom(coarse, (rows / 14, cols / 11), order=1)[:rows, :cols]
+    field = ndimage.gaussian_filter(field, sigma=rows / 40)
+    field = field / (field[tissue_region].std() + 1e-6)
+    # Glandular tissue gathers behind the nipple and thins out towards the skin.
+    field = field + 1.6 * (1.0 - np.sqrt(np.clip(r2, 0, 1)))
+    threshold = float(np.quantile(field[tissue_region], 1.0 - job.dense_fraction))
+    dense = special.expit((field - threshold) / 0.06)
+
+    thickness = 0.62 + 0.38 * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
+    fat = 0.30 + job.fat_shift
+    image = np.where(tissue_region, (fat + 0.48 * dense) * thickness, 0.0)
+    image = np.where(pectoral & breast, 0.80 * thickness, image)
+
+    look = VENDOR_LOOKS[job.manufacturer]
+    s = job.vendor_signal
+    image = np.clip(image, 0, 1) ** (1.0 + s * (look.gamma - 1.0))
+    image = image * (1.0 + s * look.heel * (0.5 - yy))
+    if look.stripes:
+        image = image + s * look.stripes * np.sin(2 * np.pi * look.stripe_cycles * yy + rng.uniform(0, 2 * np.pi))
+    image = np.where(breast, image, 0.0)
+    if look.blur:
+        image = ndimage.gaussian_filter(image, sigma=s * look.blur * rows)
+    image = image + rng.normal(0, look.noise, size=image.shape)
+    image = np.where(breast, image, np.abs(rng.normal(0, 0.004, size=image.shape)))
+    # A lead marker in a far corner, as on real films: the breast mask must drop it.
+    mr, mc = max(2, rows // 25), max(3, cols // 12)
+    image[rows // 20 : rows // 20 + mr, cols - 2 * mc : cols - mc] = 0.92
+    image = np.clip(image, 0.0, 1.0).astype(np.float32)
+    # Right breasts with the chest wall on the left edge, left breasts on the right.
+    return image if job.laterality == "R" else image[:, ::-1].copy()
+
+
+def to_stored_pixels(display: np.ndarray, look: VendorLook, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """Map display values to stored values and a VOI window that maps them back."""
+    maxv = 2**look.bits_stored - 1
+    width = maxv * rng.uniform(0.80, 0.88)
+    center = maxv * rng.uniform(0.48, 0.52)
+    stored = center - 0.5 + (display - 0.5) * (width - 1)
+    stored = np.clip(np.round(stored), 0, maxv).astype(np.uint16)
+    if look.photometric == "MONOCHROME1":
+        return (maxv - stored).astype(np.uint16), maxv - center + 1, width
+    return stored, center, width
+
+
+def write_dicom(job: ImageJob, out_root: Path) -> Path:
+    """Render one image and write it as a DICOM mammogram under ``out_root``."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import JPEG2000Lossless, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+
+    look = VENDOR_LOOKS[job.manufacturer]
+    rng = np.random.default_rng(job.seed + 1)
+    stored, center, width = to_stored_pixels(render_display(job), look, rng)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography, for presentation
+    meta.MediaStorageSOPInstanceUID = job.sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    path = out_root / job.path
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = job.sop_uid
+    ds.StudyInstanceUID = job.study_uid
+    ds.SeriesInstanceUID = job.series_uid
+    ds.Modality = "MG"
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.Manufacturer = job.manufacturer
+    ds.ManufacturerModelName = look.model
+    ds.PatientID = job.patient_id
+    ds.PatientSex = job.patient_sex
+    ds.StudyDate = job.study_date
+    ds.InstanceNumber = job.instance_number
+    ds.ViewPosition = job.view
+    ds.ImageLaterality = job.laterality
+    ds.ImageType = ["DERIVED", "PRIMARY"] if job.image_type == "2D" else ["DERIVED", "SECONDARY", job.image_type.upper().replace("-", "")]
+    ds.PixelSpacing = [round(job.pixel_spacing, 4)] * 2
+    ds.ImagerPixelSpacing = [round(job.pixel_spacing, 4)] * 2
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = look.photometric
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = look.bits_stored
+    ds.HighBit = look.bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.WindowCenter = round(float(center), 2)
+    ds.WindowWidth = round(float(width), 2)
+    ds.VOILUTFunction = "LINEAR"
+    if job.jpeg2000:
+        ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg")
+    else:
+        ds.PixelData = stored.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _write_chunk(args: tuple[list[ImageJob], str]) -> int:
+    jobs, root = args
+    for job in jobs:
+        write_dicom(job, Path(root))
+    return len(jobs)
+
+
+def write_images(jobs: list[ImageJob], out_root: str | Path, workers: int = 1) -> int:
+    """Write every DICOM; ``workers`` processes share the jobs (results do not depend on it)."""
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    if workers <= 1:
+        return _write_chunk((jobs, str(out_root)))
+    chunks = [(jobs[i::workers * 8], str(out_root)) for i in range(workers * 8)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(_write_chunk, chunks))
+
+
+def oracle_summary(metadata: pd.DataFrame, clinical: pd.DataFrame, jobs: Iterable[ImageJob]) -> pd.DataFrame:
+    """How readable density is in principle: the true dense fraction used as a score.
+
+    Computed on female 2D CC/MLO images of the three study vendors with one density
+    per patient; it bounds what a perfect density reader could reach.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fractions = pd.Series({j.path: j.dense_fraction for j in jobs}, name="dense_fraction")
+    frame = metadata.merge(
+        clinical.drop_duplicates(["empi_anon", "acc_anon"]), on=["empi_anon", "acc_anon"]
+    )
+    frame = frame[
+        (frame["FinalImageType"] == "2D")
+        & frame["ViewPosition"].isin(["CC", "MLO"])
+        & frame["spot_mag"].isna()
+        & frame["tissueden"].between(1, 4)
+        & frame["Manufacturer"].isin(MAIN_VENDORS)
+    ].copy()
+    frame["dense_fraction"] = frame["anon_dicom_path"].map(fractions)
+    frame["label"] = (frame["tissueden"] >= 3).astype(int)
+    fpr, tpr, _ = roc_curve(frame["label"], frame["dense_fraction"])
+    rows = [
+        {
+            "measure": "oracle_auc",
+            "value": round(float(roc_auc_score(frame["label"], frame["dense_fraction"])), 4),
+        },
+        {"measure": "oracle_tpr_at_fpr_0.1", "value": round(float(tpr[np.argmin(np.abs(fpr - 0.1))]), 4)},
+    ]
+    for density, group in frame.groupby("tissueden"):
+        rows.append(
+            {
+                "measure": f"mean_dense_fraction_{DENSITY_CLASSES[int(density) - 1]}",
+                "value": round(float(group["dense_fraction"].mean()), 4),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def settings_from_config(config: dict[str, object]) -> SyntheticSettings:
+    """Build settings from the ``data.synthetic`` config block (unknown keys are refused by the schema)."""
+    known = {k: v for k, v in config.items() if k in SyntheticSettings.__dataclass_fields__}
+    if "density_centres" in known:
+        known["density_centres"] = tuple(known["density_centres"])  # type: ignore[arg-type]
+    return replace(SyntheticSettings(), **known)  # type: ignore[arg-type]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)

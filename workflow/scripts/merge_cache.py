@@ -1,0 +1,27 @@
+"""Merge preprocessing shards into one memory-mappable cache and the QC table."""
+
+import logging
+
+import numpy as np
+
+from labelbias.cache import check_unreadable_share, merge_shards
+from labelbias.smk import read_tsv, run, write_tsv
+
+log = logging.getLogger("labelbias")
+
+
+def main(snakemake):
+    images = read_tsv(snakemake.input.images, dtype={"image_id": str, "image_path": str})
+    shard_qc = [read_tsv(path, dtype={"image_id": str, "reason": str}) for path in snakemake.input.qc]
+    import pandas as pd
+
+    # Checked before anything is written: a failed check leaves no cache behind.
+    check_unreadable_share(pd.concat(shard_qc, ignore_index=True), float(snakemake.params.max_unreadable_fraction))
+    shard_arrays = [np.load(path, mmap_mode="r") for path in snakemake.input.arrays]
+    index, qc = merge_shards(images, shard_arrays, shard_qc, snakemake.output.array)
+    write_tsv(index, snakemake.output.index)
+    write_tsv(qc, snakemake.output.qc)
+    log.info("cache: %d images readable of %d", len(index), len(qc))
+
+
+run(main, snakemake)  # noqa: F821
