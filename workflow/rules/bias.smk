@@ -4,14 +4,14 @@ rule labels:
     output:
         labels="results/labels/{scenario}.tsv",
         summary="results/labels/{scenario}.summary.tsv",
-    params:
-        bias=lambda wildcards: scenario_bias(config, wildcards.scenario),
-    resources:
-        mem_mb=2000,
-        runtime=10,
     log:
         "logs/labels/{scenario}.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        bias=lambda wildcards: scenario_bias(config, wildcards.scenario),
     script:
         "../scripts/labels.py"

@@ -8,7 +8,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from labelbias.config import check_config, scenario_bias  # noqa: E402
 
-
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config)
 

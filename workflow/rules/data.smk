@@ -9,16 +9,16 @@ rule synthetic_embed:
             category="1. Data",
             labels={"table": "synthetic data check"},
         ),
-    params:
-        settings=config["data"]["synthetic"],
-    threads: 2
-    resources:
-        mem_mb=2000,
-        runtime=60,
     log:
         "logs/synthetic_embed.log",
     conda:
         "../../envs/workflow.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        settings=config["data"]["synthetic"],
     script:
         "../scripts/synthetic_embed.py"
 
@@ -34,18 +34,18 @@ rule select_images:
             category="1. Data",
             labels={"table": "cohort filters"},
         ),
+    log:
+        "logs/select_images.log",
+    conda:
+        "../../envs/workflow.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
     params:
         vendors=config["cohort"]["vendors"],
         views=config["cohort"]["views"],
         attributes=config["cohort"]["attributes"],
         image_column=image_column(),
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    log:
-        "logs/select_images.log",
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/select_images.py"
 
@@ -68,6 +68,13 @@ rule cohort:
             category="1. Data",
             labels={"table": "split sizes"},
         ),
+    log:
+        "logs/cohort.log",
+    conda:
+        "../../envs/workflow.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         seed=config["seed"],
         split=config["cohort"]["split"],
@@ -75,12 +82,5 @@ rule cohort:
         pseudo_groups=config["cohort"]["pseudo_groups"],
         balance=config["cohort"]["balance"],
         attributes=cohort_attributes(),
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    log:
-        "logs/cohort.log",
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/cohort.py"

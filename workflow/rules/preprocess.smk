@@ -5,19 +5,19 @@ rule preprocess_shard:
     output:
         array=temp("results/cache/shards/{shard}.npy"),
         qc="results/cache/shards/{shard}.qc.tsv",
+    log:
+        "logs/preprocess/{shard}.log",
+    conda:
+        "../../envs/workflow.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         source=image_source(),
         shards=N_SHARDS,
         height=config["preprocess"]["height"],
         width=config["preprocess"]["width"],
         mask_threshold=config["preprocess"]["mask_threshold"],
-    resources:
-        mem_mb=4000,
-        runtime=120,
-    log:
-        "logs/preprocess/{shard}.log",
-    conda:
-        "../../envs/workflow.yaml"
     script:
         "../scripts/preprocess_shard.py"
 
@@ -31,14 +31,14 @@ rule merge_cache:
         array="results/cache/images.npy",
         index="results/cache/index.tsv",
         qc="results/data/qc.tsv",
-    params:
-        max_unreadable_fraction=config["preprocess"]["max_unreadable_fraction"],
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         "logs/merge_cache.log",
     conda:
         "../../envs/workflow.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        max_unreadable_fraction=config["preprocess"]["max_unreadable_fraction"],
     script:
         "../scripts/merge_cache.py"
