@@ -36,7 +36,14 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
     if len(snakemake.log):
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    # Only this package's logger: libraries (openjpeg, pydicom) keep their own levels.
+    log.handlers.clear()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     try:
         main(snakemake)
     except LabelBiasError as error:

@@ -37,7 +37,7 @@ from scipy import ndimage, special
 DENSITY_CLASSES = ("A", "B", "C", "D")
 MAIN_VENDORS = ("HOLOGIC, Inc.", "GE MEDICAL SYSTEMS", "FUJIFILM Corporation")
 OTHER_VENDOR = "GE HEALTHCARE"
-UID_ROOT = "1.2.826.0.1.3680043.10.1475."  # under pydicom's registered example root
+UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's registered root; ids below it are ours
 
 
 @dataclass(frozen=True)
@@ -403,7 +403,8 @@ def write_dicom(job: ImageJob, out_root: Path) -> Path:
     ds.WindowWidth = round(float(width), 2)
     ds.VOILUTFunction = "LINEAR"
     if job.jpeg2000:
-        ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg")
+        # Keep the planned SOP UID: the file name and the tables refer to it.
+        ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg", generate_instance_uid=False)
     else:
         ds.PixelData = stored.tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -448,6 +449,8 @@ def oracle_summary(metadata: pd.DataFrame, clinical: pd.DataFrame, jobs: Iterabl
         & frame["tissueden"].between(1, 4)
         & frame["Manufacturer"].isin(MAIN_VENDORS)
     ].copy()
+    single = frame.groupby("empi_anon")["tissueden"].transform("nunique") == 1
+    frame = frame[single]
     frame["dense_fraction"] = frame["anon_dicom_path"].map(fractions)
     frame["label"] = (frame["tissueden"] >= 3).astype(int)
     fpr, tpr, _ = roc_curve(frame["label"], frame["dense_fraction"])

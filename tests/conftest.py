@@ -1,0 +1,58 @@
+"""Shared fixtures: the package on sys.path, the hand-written EMBED fixture with real DICOM files."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dicom_factory import write_mammogram  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "embed_small"
+
+# Vendor -> how the fixture writes its DICOMs (photometric, bits stored, JPEG 2000).
+FIXTURE_VENDORS = {
+    "HOLOGIC, Inc.": ("MONOCHROME2", 12, True),
+    "GE MEDICAL SYSTEMS": ("MONOCHROME2", 14, False),
+    "FUJIFILM Corporation": ("MONOCHROME1", 12, False),
+    "GE HEALTHCARE": ("MONOCHROME2", 12, False),
+}
+DENSITY_OF_PATIENT = {10000001: 0.35, 10000002: 0.6, 10000003: 0.85, 10000007: 0.1, 10000008: 0.65}
+
+
+@pytest.fixture
+def embed_dir(tmp_path: Path) -> Path:
+    """A copy of the hand-written EMBED tables with a real DICOM file for every metadata row."""
+    target = tmp_path / "embed"
+    (target / "tables").mkdir(parents=True)
+    shutil.copy(FIXTURE / "metadata.csv", target / "tables" / "metadata.csv")
+    shutil.copy(FIXTURE / "clinical.csv", target / "tables" / "clinical.csv")
+    metadata = pd.read_csv(FIXTURE / "metadata.csv", dtype=str).drop_duplicates()
+    for row in metadata.itertuples():
+        photometric, bits, j2k = FIXTURE_VENDORS[row.Manufacturer]
+        write_mammogram(
+            target / row.anon_dicom_path,
+            rows=int(row.Rows),
+            columns=int(row.Columns),
+            laterality=row.ImageLateralityFinal,
+            manufacturer=row.Manufacturer,
+            photometric=photometric,
+            bits_stored=bits,
+            jpeg2000=j2k,
+            dense_fraction=DENSITY_OF_PATIENT.get(int(row.empi_anon), 0.5),
+            patient_id=row.empi_anon,
+            view=row.ViewPosition,
+        )
+    return target
+
+
+@pytest.fixture
+def embed_tables_paths(embed_dir: Path) -> tuple[Path, Path]:
+    return embed_dir / "tables" / "metadata.csv", embed_dir / "tables" / "clinical.csv"

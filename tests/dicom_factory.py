@@ -1,0 +1,74 @@
+"""Writes small DICOM mammograms for tests, independently of the synthetic generator.
+
+The image is a half disc against one edge (the chest wall), a bright band whose
+width is the dense fraction, and a small bright marker in a far corner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
+
+
+def phantom(rows: int, columns: int, dense_fraction: float) -> np.ndarray:
+    """Display image in [0, 1], chest wall on the left edge."""
+    yy, xx = np.mgrid[0:rows, 0:columns]
+    r2 = ((yy - rows / 2) / (0.42 * rows)) ** 2 + (xx / (0.75 * columns)) ** 2
+    breast = r2 < 1
+    image = np.where(breast, 0.3, 0.0)
+    image = np.where(breast & (xx < dense_fraction * 0.75 * columns), 0.8, image)
+    image[2:5, columns - 8 : columns - 3] = 0.95  # marker, not connected to the breast
+    return image.astype(np.float32)
+
+
+def write_mammogram(
+    path: Path,
+    rows: int = 96,
+    columns: int = 72,
+    laterality: str = "R",
+    manufacturer: str = "HOLOGIC, Inc.",
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    jpeg2000: bool = False,
+    dense_fraction: float = 0.5,
+    patient_id: str = "10000001",
+    view: str = "CC",
+    display: np.ndarray | None = None,
+) -> np.ndarray:
+    """Write a DICOM mammogram and return the display image it encodes (chest wall as written)."""
+    image = phantom(rows, columns, dense_fraction) if display is None else display
+    if laterality == "L":
+        image = image[:, ::-1].copy()
+    maxv = 2**bits_stored - 1
+    stored = np.round(image * maxv).astype(np.uint16)
+    if photometric == "MONOCHROME1":
+        stored = (maxv - stored).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.Manufacturer = manufacturer
+    ds.PatientID = str(patient_id)
+    ds.ViewPosition = view
+    ds.ImageLaterality = laterality
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    if jpeg2000:
+        ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    else:
+        ds.PixelData = stored.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return image

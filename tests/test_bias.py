@@ -1,0 +1,84 @@
+"""Label bias injection: exact counts, only the target, whole patients, seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelbias.bias import BiasSpec, inject_bias, scenario_seed
+from labelbias.cohort import build_cohort
+from labelbias.errors import DataQualityError
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in range(900):
+        vendor = rng.choice(["HOLO", "GEMS", "FUJI"], p=[0.6, 0.25, 0.15])
+        density = rng.choice(list("ABCD"), p=[0.1, 0.4, 0.4, 0.1])
+        for i in range(4):
+            rows.append(
+                {"image_id": f"{p}.{i}", "patient_id": 10_000_000 + p, "exam_id": p, "manufacturer": vendor,
+                 "view": "CC", "laterality": "L", "density": density, "label": int(density in "CD")}
+            )
+    return build_cohort(pd.DataFrame(rows), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+
+
+def _merged(cohort, labels):
+    return cohort.merge(labels, on="image_id")
+
+
+@pytest.mark.parametrize("attribute,subgroup", [("manufacturer", "FUJI"), ("manufacturer", "HOLO"), ("pseudo_subgroup", "PS1")])
+def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, attribute, subgroup):
+    spec = BiasSpec(attribute=attribute, subgroup=subgroup, rate=0.3, densities=("C",), seed=4)
+    merged = _merged(cohort, inject_bias(cohort, spec))
+    eligible = merged[(merged[attribute] == subgroup) & (merged["density"] == "C")]
+    flipped = merged[merged["flipped"] == 1]
+    assert flipped["patient_id"].nunique() == round(0.3 * eligible["patient_id"].nunique())
+    # only the target subgroup's C images, each from 1 to 0
+    assert set(flipped[attribute]) == {subgroup} and set(flipped["density"]) == {"C"}
+    assert (flipped["label_clean"] == 1).all() and (flipped["label_biased"] == 0).all()
+    # all images of a chosen patient flip
+    chosen = merged[merged["patient_id"].isin(flipped["patient_id"])]
+    assert chosen["flipped"].all()
+    # biased differs from clean exactly where flipped
+    assert ((merged["label_biased"] != merged["label_clean"]) == (merged["flipped"] == 1)).all()
+    assert (merged["label_clean"] == merged["label"]).all()
+
+
+def test_clean_scenario_flips_nothing(cohort):
+    labels = inject_bias(cohort, BiasSpec())
+    assert labels["flipped"].sum() == 0 and labels["label_biased"].equals(labels["label_clean"])
+    assert list(labels.columns) == ["image_id", "label_clean", "label_biased", "flipped"]
+
+
+def test_image_mode_flips_rounded_share_of_images(cohort):
+    spec = BiasSpec(attribute="manufacturer", subgroup="GEMS", rate=0.25, densities=("C", "D"), mode="image", seed=2)
+    merged = _merged(cohort, inject_bias(cohort, spec))
+    eligible = merged[(merged["manufacturer"] == "GEMS") & merged["density"].isin(["C", "D"])]
+    assert merged["flipped"].sum() == round(0.25 * len(eligible))
+    assert set(merged.loc[merged["flipped"] == 1, "density"]) <= {"C", "D"}
+
+
+def test_flip_direction_zero_to_one(cohort):
+    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=0.5, densities=("B",), from_label=0, seed=1)
+    merged = _merged(cohort, inject_bias(cohort, spec))
+    flipped = merged[merged["flipped"] == 1]
+    assert len(flipped) > 0 and (flipped["label_biased"] == 1).all() and set(flipped["density"]) == {"B"}
+
+
+def test_seeded_and_scenario_specific(cohort):
+    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO"))
+    assert inject_bias(cohort, spec).equals(inject_bias(cohort, spec))
+    other = BiasSpec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO_rate30"))
+    assert not inject_bias(cohort, spec)["flipped"].equals(inject_bias(cohort, other)["flipped"])
+    assert scenario_seed(2025, "HOLO") == scenario_seed(2025, "HOLO")  # stable across processes
+
+
+def test_empty_or_unknown_subgroup_is_a_clear_error(cohort):
+    with pytest.raises(DataQualityError, match="subgroup 'SIEM' of attribute 'manufacturer' has no image"):
+        inject_bias(cohort, BiasSpec(attribute="manufacturer", subgroup="SIEM"))
+    with pytest.raises(DataQualityError, match="bias attribute 'scanner' is not a cohort column"):
+        inject_bias(cohort, BiasSpec(attribute="scanner", subgroup="X"))

@@ -1,0 +1,91 @@
+"""Config validation: the schema (with defaults) and the checks a schema cannot express."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from labelbias.config import check_config, scenario_bias
+from labelbias.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def load_default() -> dict:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, SCHEMA, set_default=True)
+    return config
+
+
+def test_default_config_is_valid_and_defaults_are_filled():
+    config = load_default()
+    check_config(config)
+    assert config["preprocess"]["mask_threshold"] == 0.05  # from the schema
+    assert config["data"]["synthetic"]["jpeg2000"] is True
+
+
+def test_minimal_config_gets_every_default():
+    config: dict = {}
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    assert list(config["scenarios"]) == ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
+    assert config["cohort"]["split"] == {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c["bias"].update(rate=1.5), "1.5"),
+        (lambda c: c["preprocess"].update(shard=3), "shard"),
+        (lambda c: c["scenarios"].update(bad={"attribute": "manufacturer", "subgroup": "X", "rate": -0.1}), "-0.1"),
+        (lambda c: c["bias"].update(densities=["E"]), "'E'"),
+    ],
+)
+def test_schema_errors_name_the_value_or_key(edit, message):
+    config = load_default()
+    edit(config)
+    with pytest.raises(WorkflowError, match=message):
+        validate(config, SCHEMA, set_default=True)
+
+
+@pytest.mark.parametrize(
+    "edit,key",
+    [
+        (lambda c: c["cohort"].update(split={"train": 0.6, "val": 0.3, "test": 0.2}), "cohort.split: .* sum to 1"),
+        (lambda c: c["scenarios"].update(X={"attribute": "manufacturer", "subgroup": "SIEMENS"}), "scenarios.X.subgroup: unknown vendor 'SIEMENS'"),
+        (lambda c: c["scenarios"].update(X={"attribute": "pseudo_subgroup", "subgroup": "PS4"}), "scenarios.X.subgroup: unknown pseudo-group 'PS4'"),
+        (lambda c: c["scenarios"].update(X={"attribute": "scanner", "subgroup": "A"}), "scenarios.X.attribute: unknown attribute 'scanner'"),
+        (lambda c: c["scenarios"].update(X={"attribute": "manufacturer", "subgroup": " "}), "scenarios.X.subgroup: empty subgroup"),
+        (lambda c: c["scenarios"].update(X={"attribute": "race"}), "scenarios.X: give both"),
+        (lambda c: c["scenarios"].update(X={"attribute": "race", "subgroup": "Martian"}), "scenarios.X.subgroup: 'Martian' is not a value of attribute 'race'"),
+        (lambda c: c.update(baseline_scenario="none"), "baseline_scenario: 'none'"),
+        (lambda c: c.update(baseline_scenario="HOLO"), "baseline_scenario: 'HOLO' must be a clean scenario"),
+        (lambda c: c["data"]["synthetic"]["vendor_mix"].update({"SIEMENS": 0.1}), "data.synthetic.vendor_mix: unknown vendor 'SIEMENS'"),
+        (lambda c: c["cohort"]["vendors"].update({"GE HEALTHCARE": "GEMS"}), "cohort.vendors: two manufacturers map to the same name"),
+        (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
+    ],
+)
+def test_semantic_errors_name_the_key(edit, key):
+    config = load_default()
+    edit(config)
+    with pytest.raises(ConfigError, match=key):
+        check_config(config)
+
+
+def test_scenario_settings_merge_defaults_and_overrides():
+    config = load_default()
+    config["scenarios"]["HOLO_half"] = {"attribute": "manufacturer", "subgroup": "HOLO", "rate": 0.5}
+    holo = scenario_bias(config, "HOLO")
+    half = scenario_bias(config, "HOLO_half")
+    assert holo["rate"] == 0.3 and half["rate"] == 0.5 and half["densities"] == ["C"]
+    assert holo["seed"] != half["seed"]
+    # adding a scenario leaves the others' settings, and so their jobs, untouched
+    before = copy.deepcopy(scenario_bias(config, "FUJI"))
+    config["scenarios"]["new"] = {"attribute": "race", "subgroup": "Asian"}
+    assert scenario_bias(config, "FUJI") == before

@@ -1,0 +1,163 @@
+"""The synthetic EMBED-format dataset: EMBED's tables, layout, DICOM tags and image content."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from labelbias.cohort import CohortFilters, select_images
+from labelbias.embed import EmbedTables, read_embed_tables
+from labelbias.imaging import PreprocessSettings, preprocess, read_dicom
+from labelbias.synthetic import (
+    SyntheticSettings,
+    oracle_summary,
+    plan_dataset,
+    render_display,
+    write_images,
+)
+
+VENDORS = {"HOLOGIC, Inc.": "HOLO", "GE MEDICAL SYSTEMS": "GEMS", "FUJIFILM Corporation": "FUJI"}
+SMALL = SyntheticSettings(patients=150, seed=11, male_share=0.05, two_density_share=0.1, spot_mag_share=0.2,
+                          cview_share=0.3, extra_view_share=0.2, roi_share=0.2, other_vendor_share=0.08)
+
+
+@pytest.fixture(scope="module")
+def planned():
+    return plan_dataset(SMALL)
+
+
+def test_tables_have_embed_columns_and_id_formats(planned):
+    metadata, clinical, _ = planned
+    for column in ["empi_anon", "acc_anon", "anon_dicom_path", "png_path", "FinalImageType", "ImageLateralityFinal",
+                   "ViewPosition", "spot_mag", "Manufacturer", "ManufacturerModelName", "PixelSpacing", "Rows"]:
+        assert column in metadata.columns
+    for column in ["empi_anon", "acc_anon", "tissueden", "GENDER_DESC", "RACE_DESC", "numfind", "asses", "age_at_study"]:
+        assert column in clinical.columns
+    assert metadata["empi_anon"].astype(str).str.fullmatch(r"\d{8}").all()
+    assert metadata["acc_anon"].astype(str).str.fullmatch(r"\d{16}").all()
+    pattern = re.compile(r"\./images/cohort_1/(\d{8})/[\d.]+/[\d.]+/([\d.]+)\.dcm")
+    for path, empi in zip(metadata["anon_dicom_path"], metadata["empi_anon"], strict=True):
+        match = pattern.fullmatch(path)
+        assert match and int(match.group(1)) == empi
+    assert metadata["anon_dicom_path"].is_unique
+
+
+def test_contains_every_row_kind_the_filters_must_remove(planned):
+    metadata, clinical, _ = planned
+    assert {"2D", "C-view", "ROI_SSC"} <= set(metadata["FinalImageType"])
+    assert (clinical["GENDER_DESC"] == "Male").any() and (clinical["tissueden"] == 5).any()
+    assert metadata["spot_mag"].notna().any()
+    assert "GE HEALTHCARE" in set(metadata["Manufacturer"])
+    assert "XCCL" in set(metadata["ViewPosition"])
+    densities = clinical.groupby("empi_anon")["tissueden"].nunique()
+    assert (densities > 1).any()
+    # findings repeat exams, so images repeat after the merge
+    assert clinical.duplicated(["empi_anon", "acc_anon"]).any()
+    assert (metadata.groupby("empi_anon")["acc_anon"].nunique() > 1).any()  # several exams
+
+
+def test_generated_tables_pass_through_ingestion(planned, tmp_path):
+    metadata, clinical, _ = planned
+    metadata.to_csv(tmp_path / "m.csv", index=False)
+    clinical.to_csv(tmp_path / "c.csv", index=False)
+    tables = read_embed_tables(tmp_path / "m.csv", tmp_path / "c.csv")
+    images, log = select_images(tables, CohortFilters(vendors=VENDORS))
+    assert set(images["manufacturer"]) == {"HOLO", "GEMS", "FUJI"}
+    assert log["images"].iloc[-1] < log["images"].iloc[0]
+    assert images.groupby("patient_id")["density"].nunique().max() == 1
+
+
+def test_dicom_tags_per_vendor(planned, tmp_path):
+    _, _, jobs = planned
+    chosen = {}
+    for job in jobs:
+        if job.image_type == "2D" and job.manufacturer not in chosen:
+            chosen[job.manufacturer] = job
+    write_images(list(chosen.values()), tmp_path)
+    seen = {}
+    for vendor, job in chosen.items():
+        ds = pydicom.dcmread(tmp_path / job.path)
+        assert ds.Modality == "MG" and ds.Manufacturer == vendor
+        assert ds.PatientID == job.patient_id and ds.ViewPosition == job.view and ds.ImageLaterality == job.laterality
+        assert ds.SOPInstanceUID == job.sop_uid and ds.ManufacturerModelName
+        seen[vendor] = (ds.PhotometricInterpretation, int(ds.BitsStored), ds.file_meta.TransferSyntaxUID.name,
+                        tuple(ds.pixel_array.shape), float(ds.PixelSpacing[0]))
+    assert seen["FUJIFILM Corporation"][0] == "MONOCHROME1"
+    assert seen["HOLOGIC, Inc."][0] == "MONOCHROME2"
+    assert "JPEG 2000" in seen["HOLOGIC, Inc."][2]
+    assert "JPEG 2000" not in seen["GE MEDICAL SYSTEMS"][2]
+    assert len({s[1] for s in seen.values()}) >= 2  # bit depths differ
+    assert len({s[3] for s in seen.values()}) == len(seen)  # matrix sizes differ
+    assert len({s[4] for s in seen.values()}) >= 3  # pixel spacings differ
+
+
+def test_same_seed_gives_identical_files(planned, tmp_path):
+    _, _, jobs = planned
+    subset = jobs[:12]
+    write_images(subset, tmp_path / "a", workers=1)
+    write_images(subset, tmp_path / "b", workers=2)
+    for job in subset:
+        assert (tmp_path / "a" / job.path).read_bytes() == (tmp_path / "b" / job.path).read_bytes()
+    again = plan_dataset(SMALL)
+    assert again[0].equals(planned[0]) and again[1].equals(planned[1])
+
+
+def test_density_is_ordinal_in_the_preprocessed_images(planned):
+    _, _, jobs = planned
+    base = next(j for j in jobs if j.manufacturer == "HOLOGIC, Inc." and j.view == "CC" and j.image_type == "2D")
+    settings = PreprocessSettings(64, 48)
+    brightness = []
+    for fraction in (0.12, 0.36, 0.64, 0.86):
+        values = []
+        for seed in range(6):
+            job = replace(base, dense_fraction=fraction, seed=seed)
+            cached, _ = preprocess(render_display(job), settings)
+            values.append(cached[cached > 0].mean())
+        brightness.append(np.mean(values))
+    assert brightness == sorted(brightness) and brightness[-1] > 1.3 * brightness[0]
+
+
+def test_vendor_heel_effect_survives_preprocessing(planned):
+    _, _, jobs = planned
+    base = next(j for j in jobs if j.view == "CC" and j.image_type == "2D")
+    settings = PreprocessSettings(64, 48)
+    profiles = {}
+    for vendor in ("HOLOGIC, Inc.", "GE MEDICAL SYSTEMS", "FUJIFILM Corporation"):
+        rows = []
+        for seed in range(8):
+            job = replace(base, manufacturer=vendor, seed=seed, laterality="R")
+            cached, _ = preprocess(render_display(job), settings)
+            rows.append(cached.astype(float).mean(axis=1))  # top-to-bottom brightness profile
+        profiles[vendor] = np.mean(rows, axis=0)
+    holo, gems = profiles["HOLOGIC, Inc."], profiles["GE MEDICAL SYSTEMS"]
+    # GE's heel effect: its top half is brighter relative to its bottom half than Hologic's
+    assert gems[10:30].mean() / gems[34:54].mean() > holo[10:30].mean() / holo[34:54].mean() + 0.04
+
+
+def test_oracle_density_score_is_strong_but_not_perfect(planned):
+    metadata, clinical, jobs = planned
+    summary = oracle_summary(metadata, clinical, jobs).set_index("measure")["value"]
+    assert 0.97 < summary["oracle_auc"] <= 1.0
+    means = [summary[f"mean_dense_fraction_{c}"] for c in "ABCD"]
+    assert means == sorted(means)
+
+
+def test_demographic_signal_is_tunable(planned):
+    _, _, jobs = planned
+    none = plan_dataset(replace(SMALL, demographic_signal=0.0))[2]
+    strong = plan_dataset(replace(SMALL, demographic_signal=2.0))[2]
+    _, clinical, _ = planned
+    race = clinical.drop_duplicates("empi_anon").set_index("empi_anon")["RACE_DESC"].astype(str)
+
+    def gap(job_list):
+        shift = pd.Series({int(j.patient_id): j.fat_shift for j in job_list})
+        black = shift[race[race == "African American  or Black"].index].mean()
+        white = shift[race[race == "Caucasian or White"].index].mean()
+        return black - white
+
+    assert abs(gap(none)) < 0.015 and gap(strong) > 0.07
