@@ -1,0 +1,205 @@
+"""Real Snakemake runs of the workflow on tiny data: outputs, determinism, reruns and bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+TINY = {
+    "seed": 3,
+    "data": {"source": "synthetic", "synthetic": {"patients": 60, "seed": 5}},
+    "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
+    "preprocess": {"height": 32, "width": 24, "shards": 2},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def run_ok(workdir: Path, config: dict) -> Path:
+    write_config(workdir, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    return run_ok(tmp_path_factory.mktemp("tiny") / "run", TINY)
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype={"image_id": str})
+
+
+def test_outputs_follow_the_contract(tiny_run):
+    cohort = read(tiny_run / "results/data/cohort.tsv")
+    assert list(cohort.columns[:10]) == [
+        "image_id", "patient_id", "exam_id", "manufacturer", "view", "laterality",
+        "density", "label", "split", "pseudo_subgroup",
+    ]
+    assert set(cohort["manufacturer"]) == {"HOLO", "GEMS", "FUJI"}
+    assert set(cohort["split"]) == {"train", "val", "test"}
+    assert set(cohort["pseudo_subgroup"]) == {"PS1", "PS2", "PS3"}
+    assert cohort["label"].value_counts().nunique() == 1  # balanced
+    assert cohort.groupby("patient_id")["split"].nunique().max() == 1
+    table1 = read(tiny_run / "results/data/table1.tsv")
+    assert list(table1.columns) == ["manufacturer", "total", "percent", "A", "B", "C", "D"]
+    for scenario in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]:
+        labels = read(tiny_run / f"results/labels/{scenario}.tsv")
+        assert list(labels.columns) == ["image_id", "label_clean", "label_biased", "flipped"]
+        merged = cohort.merge(labels, on="image_id", validate="one_to_one")
+        assert len(merged) == len(cohort) and (merged["label_clean"] == merged["label"]).all()
+        assert ((merged["label_biased"] != merged["label_clean"]) == (merged["flipped"] == 1)).all()
+        if scenario != "clean" and scenario != "PS1":
+            assert set(merged.loc[merged["flipped"] == 1, "manufacturer"]) <= {scenario}
+    assert read(tiny_run / "results/labels/clean.tsv")["flipped"].sum() == 0
+    assert read(tiny_run / "results/labels/HOLO.tsv")["flipped"].sum() > 0
+    cache_index = read(tiny_run / "results/cache/index.tsv")
+    assert set(cohort["image_id"]) <= set(cache_index["image_id"])
+    for log in ["synthetic_embed", "select_images", "cohort", "merge_cache"]:
+        assert (tiny_run / f"logs/{log}.log").stat().st_size > 0
+
+
+def test_same_seed_gives_byte_identical_tables(tiny_run, tmp_path):
+    second = run_ok(tmp_path / "again", TINY)
+    for relative in [
+        "results/synthetic/tables/EMBED_OpenData_metadata.csv",
+        "results/synthetic/tables/EMBED_OpenData_clinical.csv",
+        "results/data/images.tsv",
+        "results/data/cohort.tsv",
+        "results/data/table1.tsv",
+        *[f"results/labels/{s}.tsv" for s in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]],
+        "results/cache/images.npy",
+    ]:
+        assert (tiny_run / relative).read_bytes() == (second / relative).read_bytes(), relative
+
+
+def _planned_rules(workdir: Path) -> list[str]:
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    rules: list[str] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["total"]:
+            break  # the job-stats table may be printed more than once
+        if len(parts) == 2 and parts[1].isdigit():
+            rules += [parts[0]] * int(parts[1])
+    return rules
+
+
+def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
+    workdir = tmp_path / "edit"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    assert _planned_rules(workdir) == []
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["scenarios"] = {
+        "clean": {},
+        "PS1": {"attribute": "pseudo_subgroup", "subgroup": "PS1"},
+        "FUJI": {"attribute": "manufacturer", "subgroup": "FUJI", "rate": 0.5},
+        "GEMS": {"attribute": "manufacturer", "subgroup": "GEMS"},
+        "HOLO": {"attribute": "manufacturer", "subgroup": "HOLO"},
+        "Asian": {"attribute": "race", "subgroup": "Asian"},
+    }
+    write_config(workdir, edited)
+    # FUJI's rate changed and one scenario is new: two label jobs, nothing upstream.
+    assert sorted(_planned_rules(workdir)) == ["all", "labels", "labels"]
+
+
+def test_config_error_stops_before_any_job(tmp_path):
+    workdir = tmp_path / "bad"
+    bad = {**TINY, "cohort": {"split": {"train": 0.6, "val": 0.3, "test": 0.2}}}
+    write_config(workdir, bad)
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert "cohort.split: train + val + test must sum to 1" in result.stderr
+    assert not (workdir / "results").exists()
+    write_config(workdir, {**TINY, "scenarios": {"clean": {}, "X": {"attribute": "manufacturer", "subgroup": "SIEMENS"}}})
+    result = snakemake(workdir)
+    assert result.returncode != 0 and "scenarios.X.subgroup: unknown vendor 'SIEMENS'" in result.stderr
+    assert not (workdir / "results").exists()
+
+
+def _embed_config(embed_dir: Path, max_unreadable: float) -> dict:
+    return {
+        "seed": 1,
+        "data": {
+            "source": "embed",
+            "embed": {
+                "metadata": str(embed_dir / "tables/metadata.csv"),
+                "clinical": str(embed_dir / "tables/clinical.csv"),
+                "image_root": str(embed_dir),
+            },
+        },
+        "cohort": {"split": {"train": 0.4, "val": 0.2, "test": 0.4}, "stratify": []},
+        "preprocess": {"height": 32, "width": 24, "shards": 2, "max_unreadable_fraction": max_unreadable},
+        "scenarios": {"clean": {}, "HOLO": {"attribute": "manufacturer", "subgroup": "HOLO"}},
+    }
+
+
+def test_real_embed_layout_with_a_corrupt_dicom(embed_dir, tmp_path):
+    corrupt = embed_dir / "images/cohort_1/10000003/1.2.3.31/1.2.3.31.2/1.2.3.31.2.1.dcm"
+    corrupt.write_bytes(corrupt.read_bytes()[:400])  # truncated mid-header
+    raw_tables = {p: p.read_bytes() for p in (embed_dir / "tables").iterdir()}
+
+    strict = tmp_path / "strict"
+    write_config(strict, _embed_config(embed_dir, 0.0))
+    result = snakemake(strict)
+    assert result.returncode != 0
+    assert "1 of 16 images (6.2%) are unreadable" in result.stderr and str(corrupt) in result.stderr
+    assert not (strict / "results/cache/images.npy").exists()
+    assert not (strict / "results/data/cohort.tsv").exists()
+
+    tolerant = tmp_path / "tolerant"
+    run_ok(tolerant, _embed_config(embed_dir, 0.1))
+    qc = read(tolerant / "results/data/qc.tsv")
+    bad = qc[qc["status"] == "unreadable"]
+    assert list(bad["image_path"]) == [str(corrupt)]
+    cohort = read(tolerant / "results/data/cohort.tsv")
+    assert "1.2.3.31.2.1" not in set(cohort["image_id"])
+    assert set(cohort["patient_id"]) <= {10000001, 10000002, 10000003, 10000007, 10000008}
+    # raw inputs are never modified
+    assert {p: p.read_bytes() for p in (embed_dir / "tables").iterdir()} == raw_tables
+
+
+def test_bad_table_fails_with_file_and_line(embed_dir, tmp_path):
+    clinical = embed_dir / "tables/clinical.csv"
+    lines = clinical.read_text().splitlines()
+    lines[2] = lines[2].replace(",2.0,", ",two,")
+    clinical.write_text("\n".join(lines) + "\n")
+    workdir = tmp_path / "badtable"
+    write_config(workdir, _embed_config(embed_dir, 0.1))
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert f"{clinical}: column 'tissueden' has a non-numeric value 'two' on line 3" in result.stderr
+    assert not (workdir / "results/data/images.tsv").exists()
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = str(Path(sys.executable).parent / "snakefmt")
+    fmt = subprocess.run([snakefmt, "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert fmt.returncode == 0, fmt.stderr
