@@ -15,6 +15,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/bias.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -19,6 +23,8 @@ TINY = {
     "data": {"source": "synthetic", "synthetic": {"patients": 60, "seed": 5}},
     "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
     "preprocess": {"height": 32, "width": 24, "shards": 2},
+    "train": {"epochs": 2, "batch_size": 16},
+    "separability": {"bootstrap": 50},
 }
 
 
@@ -78,8 +84,67 @@ def test_outputs_follow_the_contract(tiny_run):
     assert read(tiny_run / "results/labels/HOLO.tsv")["flipped"].sum() > 0
     cache_index = read(tiny_run / "results/cache/index.tsv")
     assert set(cohort["image_id"]) <= set(cache_index["image_id"])
-    for log in ["synthetic_embed", "select_images", "cohort", "merge_cache"]:
+    for log in ["synthetic_embed", "select_images", "cohort", "merge_cache", "train/HOLO", "separability/manufacturer"]:
         assert (tiny_run / f"logs/{log}.log").stat().st_size > 0
+
+
+def test_models_write_predictions_features_and_separability(tiny_run):
+    cohort = read(tiny_run / "results/data/cohort.tsv")
+    evaluated = set(cohort.loc[cohort["split"] != "train", "image_id"])
+    for scenario in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]:
+        predictions = read(tiny_run / f"results/models/{scenario}/predictions.tsv")
+        assert list(predictions.columns[:3]) == ["image_id", "split", "score"]
+        assert set(predictions["image_id"]) == evaluated and set(predictions["split"]) == {"val", "test"}
+        assert predictions["score"].between(0, 1).all()
+        features = np.load(tiny_run / f"results/models/{scenario}/features.npy")
+        assert features.shape == (len(predictions), 512)
+        history = read(tiny_run / f"results/models/{scenario}/history.tsv")
+        assert len(history) == 2 and {"loss", "val_auc", "images_per_second"} <= set(history.columns)
+        assert "epoch 2/2" in (tiny_run / f"logs/train/{scenario}.log").read_text()
+        assert not (tiny_run / f"results/models/{scenario}/checkpoint.pt").exists()
+        probe = read(tiny_run / f"results/probe/{scenario}.tsv")
+        assert {"manufacturer", "pseudo_subgroup", "race"} <= set(probe["attribute"])
+    for attribute, groups in [("manufacturer", {"HOLO", "GEMS", "FUJI"}), ("pseudo_subgroup", {"PS1", "PS2", "PS3"})]:
+        table = read(tiny_run / f"results/separability/{attribute}.tsv")
+        assert set(table["subgroup"]) == groups
+        assert table["auc"].between(0, 1).all() and (table["ci_low"] <= table["ci_high"]).all()
+    # scenarios share initialisation and data order: the clean and PS1 models differ only by labels
+    clean = read(tiny_run / "results/models/clean/history.tsv")
+    assert (clean["loss"] > 0).all()
+
+
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_run):
+    config = {**TINY, "scenarios": {"clean": {}}, "separability": {"attributes": [], "bootstrap": 10},
+              "train": {"epochs": 4, "batch_size": 16}, "probe": {"attributes": ["manufacturer"]}}
+    reference = run_ok(tmp_path / "reference", config)
+
+    workdir = tmp_path / "killed"
+    write_config(workdir, config)
+    # Reuse the generated data so the test spends its time in training.
+    shutil.copytree(tiny_run / "results/synthetic", workdir / "results/synthetic")
+    process = subprocess.Popen(
+        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2"],
+        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    checkpoint = workdir / "results/models/clean/checkpoint.pt"
+    deadline = time.time() + 600
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert checkpoint.exists(), "training never wrote a checkpoint"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / "results/models/clean/predictions.tsv").exists()
+
+    assert snakemake(workdir, "--unlock").returncode == 0
+    result = snakemake(workdir, "--rerun-incomplete")
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (workdir / "logs/train/clean.log").read_text()
+    assert "resuming from the checkpoint of epoch" in log
+    for name in ["predictions.tsv", "history.tsv"]:
+        resumed = read(workdir / f"results/models/clean/{name}")
+        expected = read(reference / f"results/models/clean/{name}")
+        columns = [c for c in expected.columns if c not in ("images_per_second", "train_seconds")]
+        pd.testing.assert_frame_equal(resumed[columns], expected[columns])
 
 
 def test_same_seed_gives_byte_identical_tables(tiny_run, tmp_path):
@@ -124,8 +189,8 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
         "Asian": {"attribute": "race", "subgroup": "Asian"},
     }
     write_config(workdir, edited)
-    # FUJI's rate changed and one scenario is new: two label jobs, nothing upstream.
-    assert sorted(_planned_rules(workdir)) == ["all", "labels", "labels"]
+    # FUJI's rate changed and one scenario is new: their labels, models and probes only.
+    assert sorted(_planned_rules(workdir)) == sorted(["all"] + ["labels", "train_density", "probe"] * 2)
 
 
 def test_config_error_stops_before_any_job(tmp_path):

@@ -6,12 +6,13 @@ from snakemake.utils import validate
 # The learning code is one importable package next to the scripts.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from labelbias.config import check_config, scenario_bias  # noqa: E402
+from labelbias.config import check_config, scenario_bias, train_settings  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config)
 
 SCENARIOS = list(config["scenarios"])
+THRESHOLD_SOURCES = list(config["evaluation"]["threshold_sources"])
 N_SHARDS = int(config["preprocess"]["shards"])
 SYNTHETIC = config["data"]["source"] == "synthetic"
 SYNTHETIC_ROOT = "results/synthetic"
@@ -20,6 +21,8 @@ SYNTHETIC_ROOT = "results/synthetic"
 wildcard_constraints:
     scenario="|".join(SCENARIOS),
     shard=r"\d+",
+    attribute=r"[a-z][a-z0-9_]*",
+    threshold_source="clean|biased",
 
 
 def embed_tables(wildcards):
@@ -60,6 +63,18 @@ def cohort_attributes():
     return ["manufacturer", "pseudo_subgroup", *config["cohort"]["attributes"]]
 
 
+def scenario_targets():
+    """Scenario -> [attribute, subgroup] it biases (None for clean ones), for the figures."""
+    return {
+        name: (
+            [spec["attribute"], spec["subgroup"]]
+            if spec and spec.get("attribute")
+            else None
+        )
+        for name, spec in config["scenarios"].items()
+    }
+
+
 def final_outputs():
     return [
         "results/data/cohort.tsv",
@@ -67,4 +82,13 @@ def final_outputs():
         "results/data/split_summary.tsv",
         "results/cache/images.npy",
         *expand("results/labels/{scenario}.tsv", scenario=SCENARIOS),
+        *expand("results/models/{scenario}/predictions.tsv", scenario=SCENARIOS),
+        *expand("results/probe/{scenario}.tsv", scenario=SCENARIOS),
+        *expand(
+            "results/separability/{attribute}.tsv",
+            attribute=config["separability"]["attributes"],
+        ),
+        "results/eval/table2.tsv",
+        "results/figures/feature_space.png",
+        "results/provenance.html",
     ]

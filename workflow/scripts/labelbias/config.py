@@ -76,6 +76,13 @@ def check_config(config: dict[str, Any]) -> None:
                     f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
                 )
 
+    for key in ("separability", "probe", "evaluation"):
+        for attribute in config[key]["attributes"]:
+            if attribute not in known_attributes:
+                raise ConfigError(
+                    f"{key}.attributes: unknown attribute {attribute!r}; known: {', '.join(known_attributes)}"
+                )
+
     baseline = config["baseline_scenario"]
     if baseline not in scenarios:
         raise ConfigError(f"baseline_scenario: {baseline!r} is not a key of scenarios ({', '.join(scenarios)})")
@@ -136,3 +143,18 @@ def bias_spec(params: dict[str, Any]) -> BiasSpec:
         mode=params["mode"],
         seed=params["seed"],
     )
+
+
+def train_settings(config: dict[str, Any], target: str = "density") -> dict[str, Any]:
+    """Training settings of a density model (``target="density"``) or a subgroup classifier.
+
+    Every scenario gets the same seed: the same initialisation and data order, so
+    scenarios differ only by their labels (paired comparisons).
+    """
+    settings = {k: v for k, v in config["train"].items() if k != "threads"}
+    if target != "density":
+        for key in ("epochs", "lr"):
+            if key in config["separability"]:
+                settings[key] = config["separability"][key]
+    settings["seed"] = scenario_seed(int(config["seed"]), "train")
+    return settings

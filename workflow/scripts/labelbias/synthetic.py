@@ -57,17 +57,20 @@ class VendorLook:
     stripe_cycles: float  # stripes per image height
     blur: float  # Gaussian blur sigma as a share of the image height
     noise: float  # quantum noise sigma in display units
+    edge_falloff: float = 0.38  # darkening towards the skin line (thickness equalisation differs by vendor)
+    rim: float = 0.0  # brightening of the outer ring of the breast (peripheral enhancement)
 
 
 VENDOR_LOOKS: dict[str, VendorLook] = {
     "HOLOGIC, Inc.": VendorLook("Selenia Dimensions", 4096, 3328, 0.065, 12, "MONOCHROME2", True,
-                                gamma=1.0, heel=0.0, stripes=0.0, stripe_cycles=0.0, blur=0.0, noise=0.012),
+                                gamma=1.0, heel=0.0, stripes=0.0, stripe_cycles=0.0, blur=0.0, noise=0.012,
+                                edge_falloff=0.0, rim=0.3),
     "GE MEDICAL SYSTEMS": VendorLook("Senographe Essential", 3062, 2394, 0.1, 14, "MONOCHROME2", False,
-                                     gamma=0.8, heel=0.22, stripes=0.0, stripe_cycles=0.0, blur=0.004,
-                                     noise=0.02),
+                                     gamma=0.8, heel=0.5, stripes=0.0, stripe_cycles=0.0, blur=0.004,
+                                     noise=0.02, edge_falloff=0.55),
     "FUJIFILM Corporation": VendorLook("FDR MS-3500", 5928, 4728, 0.05, 12, "MONOCHROME1", False,
-                                       gamma=1.2, heel=-0.08, stripes=0.035, stripe_cycles=9.0, blur=0.0,
-                                       noise=0.008),
+                                       gamma=1.2, heel=-0.08, stripes=0.12, stripe_cycles=4.0, blur=0.0,
+                                       noise=0.008, edge_falloff=0.25),
     "GE HEALTHCARE": VendorLook("Senographe Pristina", 2850, 2394, 0.1, 12, "MONOCHROME2", False,
                                 gamma=0.85, heel=0.15, stripes=0.0, stripe_cycles=0.0, blur=0.004, noise=0.018),
 }
@@ -83,14 +86,14 @@ RACE_SHIFT = {
 @dataclass(frozen=True)
 class SyntheticSettings:
     seed: int = 7
-    patients: int = 2200
+    patients: int = 1500
     vendor_mix: dict[str, float] = field(
         default_factory=lambda: {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20}
     )
     other_vendor_share: float = 0.03
     density_mix: dict[str, float] = field(default_factory=lambda: {"A": 0.10, "B": 0.40, "C": 0.42, "D": 0.08})
     density_centres: tuple[float, float, float, float] = (0.12, 0.36, 0.64, 0.86)
-    density_spread: float = 0.06
+    density_spread: float = 0.09
     view_jitter: float = 0.02
     race_mix: dict[str, float] = field(
         default_factory=lambda: {
@@ -323,13 +326,17 @@ def render_display(job: ImageJob) -> np.ndarray:
     threshold = float(np.quantile(field[tissue_region], 1.0 - job.dense_fraction))
     dense = special.expit((field - threshold) / 0.06)
 
-    thickness = 0.62 + 0.38 * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
+    look = VENDOR_LOOKS[job.manufacturer]
+    s = job.vendor_signal
+    # Vendors equalise breast thickness differently: how much the periphery darkens,
+    # and whether its outer ring is enhanced, is part of each vendor's look.
+    falloff = 0.38 + s * (look.edge_falloff - 0.38)
+    thickness = (1.0 - falloff) + falloff * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
+    thickness = thickness + s * look.rim * ((r2 > 0.8) & breast)
     fat = 0.30 + job.fat_shift
     image = np.where(tissue_region, (fat + 0.48 * dense) * thickness, 0.0)
     image = np.where(pectoral & breast, 0.80 * thickness, image)
 
-    look = VENDOR_LOOKS[job.manufacturer]
-    s = job.vendor_signal
     image = np.clip(image, 0, 1) ** (1.0 + s * (look.gamma - 1.0))
     image = image * (1.0 + s * look.heel * (0.5 - yy))
     if look.stripes:

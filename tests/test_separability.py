@@ -1,0 +1,58 @@
+"""Separability tables and the linear probe, on data with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labelbias.separability import patient_bootstrap_auc, probe_subgroup_information, separability_table
+
+
+def _cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        vendor = ["HOLO", "GEMS", "FUJI"][p % 3]
+        group = ["PS1", "PS2", "PS3"][int(rng.integers(0, 3))]
+        for i in range(4):
+            rows.append({"image_id": f"{p}.{i}", "patient_id": p, "manufacturer": vendor, "pseudo_subgroup": group,
+                         "split": "test"})
+    return pd.DataFrame(rows)
+
+
+def test_perfect_and_random_classifiers_give_auc_one_and_about_half():
+    cohort = _cohort()
+    rng = np.random.default_rng(1)
+    perfect = cohort[["image_id", "split"]].copy()
+    for vendor in ["HOLO", "GEMS", "FUJI"]:
+        perfect[f"prob_{vendor}"] = (cohort["manufacturer"] == vendor).astype(float) * 0.9 + 0.05
+    table = separability_table(perfect, cohort, "manufacturer", n_boot=200, seed=0).set_index("subgroup")
+    assert (table["auc"] == 1.0).all() and (table["ci_low"] == 1.0).all()
+    assert table.loc["FUJI", "n_patients"] == 40 and table.loc["FUJI", "n_images"] == 160
+
+    random = cohort[["image_id", "split"]].copy()
+    for group in ["PS1", "PS2", "PS3"]:
+        random[f"prob_{group}"] = rng.random(len(cohort))
+    table = separability_table(random, cohort, "pseudo_subgroup", n_boot=200, seed=0)
+    assert table["auc"].between(0.35, 0.65).all()
+    assert ((table["ci_low"] < 0.5) & (table["ci_high"] > 0.5)).all()
+
+
+def test_patient_bootstrap_is_wider_than_image_count_suggests():
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(60), 5)
+    labels = np.repeat(rng.integers(0, 2, 60), 5)
+    scores = np.repeat(rng.random(60), 5) + labels * 0.3  # a patient's images share their score
+    low, high = patient_bootstrap_auc(labels, scores, patients, 300, seed=0)
+    assert low < high and high - low > 0.1
+
+
+def test_probe_finds_information_only_where_it_is():
+    cohort = _cohort(150)
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(len(cohort), 16))
+    features[:, 0] += 3 * (cohort["manufacturer"] == "FUJI").to_numpy()
+    table = probe_subgroup_information(features, cohort, ["manufacturer", "pseudo_subgroup"], folds=5, seed=0)
+    auc = table.set_index(["attribute", "subgroup"])["auc"]
+    assert auc[("manufacturer", "FUJI")] > 0.95
+    assert 0.35 < auc[("pseudo_subgroup", "all (macro)")] < 0.65

@@ -1,0 +1,147 @@
+"""Training pieces without Snakemake: batches, augmentation, determinism, resume, the stem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from labelbias.augment import augment_batch
+from labelbias.imaging import CACHE_MAX
+from labelbias.model import build_resnet18, grey_stem, penultimate
+from labelbias.train import TrainSettings, balanced_batches, fit, load_batch, train_target
+
+torch.set_num_threads(1)
+
+
+def toy_cache(n: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Half-disc images whose bright share tells the class."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:24]
+    disc = ((yy - 16) / 13) ** 2 + (xx / 18) ** 2 < 1
+    labels = np.arange(n) % 2
+    cache = np.zeros((n, 32, 24), dtype=np.uint16)
+    for i in range(n):
+        bright = xx < (6 + 8 * labels[i] + rng.normal(0, 1.5))
+        image = np.where(disc, np.where(bright, 0.8, 0.3), 0.0) + rng.normal(0, 0.03, disc.shape) * disc
+        cache[i] = np.round(np.clip(image, 0, 1) * CACHE_MAX)
+    return cache, labels
+
+
+def test_balanced_batches_hold_equal_class_counts():
+    targets = np.array([0] * 70 + [1] * 20 + [2] * 10)
+    batches = balanced_batches(targets, 30, np.random.default_rng(0))
+    assert len(batches) == 100 // 30
+    for batch in batches:
+        assert np.bincount(targets[batch], minlength=3).tolist() == [10, 10, 10]
+    again = balanced_batches(targets, 30, np.random.default_rng(0))
+    assert all((a == b).all() for a, b in zip(batches, again, strict=True))
+
+
+def test_load_batch_keeps_requested_order():
+    cache, _ = toy_cache(10)
+    rows = np.array([7, 2, 9, 2])
+    batch = load_batch(cache, rows)
+    assert batch.shape == (4, 1, 32, 24)
+    for i, row in enumerate(rows):
+        np.testing.assert_allclose(batch[i, 0].numpy(), cache[row] / CACHE_MAX, atol=1e-6)
+
+
+def test_augmentation_is_seeded_bounded_and_keeps_background():
+    cache, _ = toy_cache(16)
+    images = load_batch(cache, np.arange(16))
+    a = augment_batch(images, torch.Generator().manual_seed(1))
+    b = augment_batch(images, torch.Generator().manual_seed(1))
+    c = augment_batch(images, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == images.shape and a.min() >= 0 and a.max() <= 1
+    assert (a[:, :, :, -2:] == 0).all()  # far from the breast stays background
+    assert not torch.allclose(a, images)
+
+
+def test_grey_stem_equals_rgb_stem_on_repeated_grey():
+    rgb = torch.nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+    grey = grey_stem(rgb, keep_weights=True)
+    x = torch.rand(2, 1, 20, 16)
+    torch.testing.assert_close(grey(x), rgb(x.repeat(1, 3, 1, 1)))
+
+
+def test_penultimate_features_are_512d_and_match_forward():
+    model = build_resnet18(3).eval()
+    x = torch.rand(2, 1, 32, 24)
+    features, logits = penultimate(model, x)
+    assert features.shape == (2, 512)
+    torch.testing.assert_close(logits, model(x))
+
+
+SETTINGS = TrainSettings(epochs=3, batch_size=16, lr=1e-3, seed=3, threads=1, eval_batch_size=64)
+
+
+def _fit(cache, labels, checkpoint=None, on_epoch_end=None, settings=SETTINGS):
+    rows = np.arange(len(labels))
+    train, val = rows[:120], rows[120:]
+    return fit(cache, train, labels[train], val, labels[val], 2, settings, checkpoint, on_epoch_end)
+
+
+def test_fit_learns_and_is_deterministic():
+    cache, labels = toy_cache()
+    first = _fit(cache, labels)
+    second = _fit(cache, labels)
+    assert first.best_val_auc > 0.9
+    assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
+    cache, labels = toy_cache()
+    uninterrupted = _fit(cache, labels)
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def die_after_two(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _fit(cache, labels, checkpoint, die_after_two)
+    state = torch.load(checkpoint, weights_only=True)  # loads without pickled code
+    assert state["epoch"] == 2
+    resumed = _fit(cache, labels, checkpoint)
+    assert resumed.resumed_from_epoch == 3
+    assert [h["val_auc"] for h in resumed.history] == [h["val_auc"] for h in uninterrupted.history]
+    for a, b in zip(resumed.model.state_dict().values(), uninterrupted.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    cache, labels = toy_cache()
+    checkpoint = tmp_path / "checkpoint.pt"
+    _fit(cache, labels, checkpoint, settings=TrainSettings(**{**SETTINGS.__dict__, "epochs": 1}))
+    other = _fit(cache, labels, checkpoint, settings=TrainSettings(**{**SETTINGS.__dict__, "lr": 5e-4, "epochs": 1}))
+    assert other.resumed_from_epoch == 0
+
+
+def test_train_target_handles_multiclass_and_writes_val_and_test():
+    cache, labels = toy_cache(180)
+    frame = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(180)],
+            "cache_row": np.arange(180),
+            "split": ["train"] * 120 + ["val"] * 30 + ["test"] * 30,
+            "vendor": np.array(["HOLO", "GEMS", "FUJI"])[np.arange(180) % 3],
+        }
+    )
+    settings = TrainSettings(epochs=1, batch_size=15, seed=1, threads=1)
+    result, classes, predictions, features, index = train_target(frame, "vendor", cache, settings)
+    assert classes == ["FUJI", "GEMS", "HOLO"]
+    assert set(predictions["split"]) == {"val", "test"} and len(predictions) == 60
+    probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert "score" not in predictions.columns
+    assert features.shape == (60, 512) and features.dtype == np.float16
+    assert index["feature_row"].tolist() == list(range(60))

@@ -1,0 +1,26 @@
+"""The report's figures: feature-space KDE grid and the threshold shift."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from labelbias.plots import feature_kde_grid, threshold_figure
+from labelbias.smk import read_tsv, run
+
+
+def main(snakemake):
+    scenarios = list(snakemake.params.scenarios)
+    pc1 = {Path(p).stem: read_tsv(p, dtype={"image_id": str}) for p in snakemake.input.pc1}
+    targets = {name: tuple(target) if target else (None, None) for name, target in snakemake.params.targets.items()}
+    feature_kde_grid({s: pc1[s] for s in scenarios}, targets, snakemake.params.baseline, snakemake.output.features)
+
+    scores = {}
+    for scenario, predictions, labels in zip(scenarios, snakemake.input.predictions, snakemake.input.labels, strict=True):
+        frame = read_tsv(predictions, dtype={"image_id": str}).merge(read_tsv(labels, dtype={"image_id": str}), on="image_id")
+        scores[scenario] = frame[frame["split"] == "val"]
+    table2 = read_tsv(snakemake.input.table2)
+    thresholds = table2[table2["attribute"] == "all"][["scenario", "threshold_source", "threshold"]]
+    threshold_figure(scores, pd.DataFrame(thresholds), snakemake.output.thresholds)
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,276 @@
+"""Training any target (binary density, vendor, pseudo-group, ...) on the memory-mapped cache.
+
+One function, :func:`fit`, trains a ResNet-18 with class-balanced batches, batched
+augmentation and model selection on validation AUC, checkpointing every epoch so a
+killed job resumes where it stopped and ends with the same result. The random
+state of epoch ``e`` is derived from (seed, e), never carried over, which is what
+makes a resumed run identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from .augment import augment_batch
+from .errors import DataQualityError
+from .imaging import CACHE_MAX
+from .model import build_resnet18, penultimate
+
+log = logging.getLogger("labelbias")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    augment: bool = True
+    pretrained: bool = False
+    threads: int = 1
+    eval_batch_size: int = 256
+    max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    best_epoch: int
+    best_val_auc: float
+    history: list[dict[str, float]]
+    resumed_from_epoch: int
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_batch(cache: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """Read cache rows (any order) into a float batch (B, 1, H, W) in [0, 1].
+
+    Rows are read in sorted order, which a memory map serves sequentially, then put
+    back in the requested order.
+    """
+    order = np.argsort(rows, kind="stable")
+    block = np.asarray(cache[rows[order]])
+    batch = np.empty_like(block)
+    batch[order] = block
+    return torch.from_numpy(batch.astype(np.float32) / CACHE_MAX).unsqueeze(1)
+
+
+def balanced_batches(targets: np.ndarray, batch_size: int, rng: np.random.Generator, max_batches: int = 0) -> list[np.ndarray]:
+    """Positions of class-balanced batches: every batch holds batch_size // K images of each class.
+
+    An epoch has as many images as the training set; smaller classes are cycled
+    through (a new permutation each pass), larger ones sampled without repeats.
+    """
+    classes = np.unique(targets)
+    per_class = batch_size // len(classes)
+    if per_class < 1:
+        raise DataQualityError(f"batch size {batch_size} is smaller than the {len(classes)} classes")
+    n_batches = max(1, len(targets) // (per_class * len(classes)))
+    if max_batches:
+        n_batches = min(n_batches, max_batches)
+    streams = []
+    for label in classes:
+        members = np.flatnonzero(targets == label)
+        needed = n_batches * per_class
+        passes = [rng.permutation(members) for _ in range(-(-needed // len(members)))]
+        streams.append(np.concatenate(passes)[:needed].reshape(n_batches, per_class))
+    return [np.concatenate([s[i] for s in streams]) for i in range(n_batches)]
+
+
+def validation_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    """Binary AUC of class 1, or macro one-vs-rest AUC for more classes."""
+    if len(np.unique(targets)) < 2:
+        raise DataQualityError("the validation set holds a single class: AUC is undefined")
+    if probabilities.shape[1] == 2:
+        return float(roc_auc_score(targets, probabilities[:, 1]))
+    return float(roc_auc_score(targets, probabilities, multi_class="ovr", average="macro", labels=np.arange(probabilities.shape[1])))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, cache: np.ndarray, rows: np.ndarray, batch_size: int = 256, with_features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities (and 512-d features) for cache rows, in the given order."""
+    model.eval()
+    dev = next(model.parameters()).device
+    probabilities, features = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = load_batch(cache, rows[start : start + batch_size]).to(dev)
+        if dev.type == "cuda":
+            batch = batch.to(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+            feats, logits = penultimate(model, batch)
+        probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        if with_features:
+            features.append(feats.float().cpu().numpy())
+    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, model.fc.out_features))
+    return probs, (np.concatenate(features) if with_features else None)
+
+
+def fingerprint(settings: TrainSettings, train_rows: np.ndarray, train_targets: np.ndarray, val_rows: np.ndarray, val_targets: np.ndarray, n_classes: int) -> str:
+    """Identifies a training run: a checkpoint is only resumed by the run that wrote it."""
+    digest = hashlib.sha256()
+    settings_for_hash = {k: v for k, v in asdict(settings).items() if k not in ("threads", "eval_batch_size")}
+    digest.update(json.dumps(settings_for_hash, sort_keys=True).encode())
+    for array in (train_rows, train_targets, val_rows, val_targets):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    digest.update(str(n_classes).encode())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never a half-written checkpoint
+
+
+def fit(
+    cache: np.ndarray,
+    train_rows: np.ndarray,
+    train_targets: np.ndarray,
+    val_rows: np.ndarray,
+    val_targets: np.ndarray,
+    n_classes: int,
+    settings: TrainSettings,
+    checkpoint: Path | None = None,
+    on_epoch_end: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train and return the model of the epoch with the best validation AUC."""
+    torch.set_num_threads(max(1, settings.threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    dev = device()
+    torch.manual_seed(settings.seed)
+    model = build_resnet18(n_classes, pretrained=settings.pretrained).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
+    key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes)
+
+    start_epoch, best_auc, best_epoch = 1, -np.inf, 0
+    best_state: dict[str, torch.Tensor] = {}
+    history: list[dict[str, float]] = []
+    resumed = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=dev, weights_only=True)
+        if state.get("fingerprint") == key:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            best_state, best_auc, best_epoch = state["best_model"], float(state["best_auc"]), int(state["best_epoch"])
+            history = list(state["history"])
+            start_epoch = resumed = int(state["epoch"]) + 1
+            log.info("resuming from the checkpoint of epoch %d", state["epoch"])
+        else:
+            log.info("checkpoint %s belongs to other settings or data: starting over", checkpoint)
+
+    for epoch in range(start_epoch, settings.epochs + 1):
+        model.train()
+        rng = np.random.default_rng([settings.seed, epoch])
+        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
+        started, seen, loss_sum = time.perf_counter(), 0, 0.0
+        for positions in batches:
+            images = load_batch(cache, train_rows[positions])
+            if settings.augment:
+                images = augment_batch(images, generator)
+            targets = torch.from_numpy(train_targets[positions]).long().to(dev)
+            images = images.to(dev)
+            if dev.type == "cuda":
+                images = images.to(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
+                loss = F.cross_entropy(model(images), targets)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            seen += len(positions)
+            loss_sum += float(loss.detach()) * len(positions)
+        train_seconds = time.perf_counter() - started
+        probabilities, _ = predict(model, cache, val_rows, settings.eval_batch_size)
+        auc = validation_auc(val_targets, probabilities)
+        record = {
+            "epoch": float(epoch),
+            "loss": loss_sum / max(seen, 1),
+            "val_auc": auc,
+            "images_per_second": seen / max(train_seconds, 1e-9),
+            "train_seconds": train_seconds,
+        }
+        history.append(record)
+        log.info(
+            "epoch %d/%d  loss %.4f  val AUC %.4f  %.1f images/s",
+            epoch, settings.epochs, record["loss"], auc, record["images_per_second"],
+        )
+        if auc > best_auc:
+            best_auc, best_epoch = auc, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": key,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "best_model": best_state,
+                    "best_auc": best_auc,
+                    "best_epoch": best_epoch,
+                    "history": history,
+                },
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+
+    model.load_state_dict(best_state)
+    return TrainResult(model=model, best_epoch=best_epoch, best_val_auc=best_auc, history=history, resumed_from_epoch=resumed)
+
+
+def train_target(
+    frame: pd.DataFrame,
+    target_column: str,
+    cache: np.ndarray,
+    settings: TrainSettings,
+    checkpoint: Path | None = None,
+) -> tuple[TrainResult, list[str], pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Train on ``frame`` (cohort rows with ``split``, ``cache_row`` and the target column).
+
+    Returns the training result, the class names, predictions for val and test
+    images (``image_id, split, score`` for binary targets, plus ``prob_<class>``),
+    their 512-d features (float16) and the features' index.
+    """
+    classes = sorted(frame[target_column].astype(str).unique())
+    if len(classes) < 2:
+        raise DataQualityError(f"target '{target_column}' has a single class ({classes[0]}): nothing to learn")
+    codes = frame[target_column].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+    rows = frame["cache_row"].to_numpy()
+    split = frame["split"].to_numpy()
+    train, val = split == "train", split == "val"
+    result = fit(cache, rows[train], codes[train], rows[val], codes[val], len(classes), settings, checkpoint)
+
+    evaluated = frame[split != "train"]
+    eval_rows = evaluated["cache_row"].to_numpy()
+    probabilities, features = predict(result.model, cache, eval_rows, settings.eval_batch_size, with_features=True)
+    predictions = pd.DataFrame({"image_id": evaluated["image_id"].to_numpy(), "split": evaluated["split"].to_numpy()})
+    if len(classes) == 2:
+        predictions["score"] = probabilities[:, 1]
+    for i, name in enumerate(classes):
+        predictions[f"prob_{name}"] = probabilities[:, i]
+    features_index = predictions[["image_id", "split"]].assign(feature_row=np.arange(len(predictions)))
+    assert features is not None
+    return result, classes, predictions, features.astype(np.float16), features_index

@@ -1,0 +1,34 @@
+"""What produced this run: the resolved config, package versions and the workflow's commit."""
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from labelbias.smk import run
+
+PACKAGES = ["snakemake", "torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "pydicom",
+            "pylibjpeg-openjpeg", "matplotlib", "pillow"]
+
+
+def main(snakemake):
+    try:
+        commit = subprocess.run(["git", "-C", snakemake.params.repo, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", snakemake.params.repo, "status", "--porcelain"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
+    versions = "".join(f"<tr><td>{p}</td><td>{metadata.version(p)}</td></tr>" for p in PACKAGES)
+    config = yaml.safe_dump(dict(snakemake.params.config), sort_keys=False)
+    Path(snakemake.output.html).write_text(
+        "<html><head><meta charset='utf-8'></head><body>"
+        f"<h3>Workflow commit</h3><p><code>{commit}</code></p>"
+        f"<h3>Packages</h3><table>{versions}</table>"
+        f"<h3>Configuration (after defaults)</h3><pre>{config}</pre></body></html>"
+    )
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,16 @@
+"""One-vs-rest test AUC per subgroup of a subgroup classifier, with bootstrap intervals."""
+
+from labelbias.separability import separability_table
+from labelbias.smk import read_tsv, run, write_tsv
+
+
+def main(snakemake):
+    predictions = read_tsv(snakemake.input.predictions, dtype={"image_id": str})
+    cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})
+    table = separability_table(
+        predictions, cohort, snakemake.wildcards.attribute, int(snakemake.params.bootstrap), int(snakemake.params.seed)
+    )
+    write_tsv(table, snakemake.output.table)
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,42 @@
+"""Train a ResNet-18 for one target: a scenario's density labels or a subgroup attribute."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from labelbias.cache import open_cache
+from labelbias.smk import read_tsv, run, write_tsv
+from labelbias.train import TrainSettings, train_target
+
+log = logging.getLogger("labelbias")
+
+
+def main(snakemake):
+    cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})
+    index = read_tsv(snakemake.input.index, dtype={"image_id": str})
+    frame = cohort.merge(index, on="image_id", validate="one_to_one")
+    target = dict(snakemake.params.target)
+    if target["kind"] == "labels":
+        labels = read_tsv(snakemake.input.labels, dtype={"image_id": str})
+        frame = frame.merge(labels[["image_id", target["column"]]], on="image_id", validate="one_to_one")
+    settings = TrainSettings(**dict(snakemake.params.train), threads=snakemake.threads)
+    checkpoint = Path(snakemake.params.checkpoint)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    log.info("target %s, %d classes from column %s, settings %s", target, frame[target["column"]].nunique(), target["column"], settings)
+    result, classes, predictions, features, features_index = train_target(
+        frame, target["column"], open_cache(snakemake.input.cache), settings, checkpoint
+    )
+    log.info("best epoch %d, validation AUC %.4f", result.best_epoch, result.best_val_auc)
+    torch.save({"state_dict": result.model.state_dict(), "classes": classes, "best_epoch": result.best_epoch}, snakemake.output.model)
+    write_tsv(predictions, snakemake.output.predictions)
+    with open(snakemake.output.features, "wb") as handle:
+        np.save(handle, features)
+    write_tsv(features_index, snakemake.output.features_index)
+    write_tsv(pd.DataFrame(result.history), snakemake.output.history)
+    checkpoint.unlink(missing_ok=True)  # finished: the outputs now stand for it
+
+
+run(main, snakemake)  # noqa: F821
