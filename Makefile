@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-requirements.txt
 
-.PHONY: setup run report test bench lint clean
+.PHONY: setup browser run test bench lint clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,14 @@ run: setup
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 	@echo "Report: results/report.html"
 
-test: setup
+# The report test opens results/report.html in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The report test needs Chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q tests
 
 bench: setup

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dicom_factory import write_mammogram  # noqa: E402
+from workflow_helpers import TINY, run_ok  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "embed_small"
 
@@ -56,3 +57,9 @@ def embed_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def embed_tables_paths(embed_dir: Path) -> tuple[Path, Path]:
     return embed_dir / "tables" / "metadata.csv", embed_dir / "tables" / "clinical.csv"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One real run of the whole workflow on the tiny synthetic config, shared by tests that only read it."""
+    return run_ok(tmp_path_factory.mktemp("tiny") / "run", TINY)

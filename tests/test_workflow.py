@@ -15,45 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-TINY = {
-    "seed": 3,
-    "data": {"source": "synthetic", "synthetic": {"patients": 60, "seed": 5}},
-    "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
-    "preprocess": {"height": 32, "width": 24, "shards": 2},
-    "train": {"epochs": 2, "batch_size": 16},
-    "separability": {"bootstrap": 50},
-}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def write_config(workdir: Path, config: dict) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-
-
-def run_ok(workdir: Path, config: dict) -> Path:
-    write_config(workdir, config)
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    return run_ok(tmp_path_factory.mktemp("tiny") / "run", TINY)
-
+from workflow_helpers import ROOT, SNAKEMAKE, TINY, run_ok, snakemake, write_config
 
 def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"image_id": str})
@@ -111,6 +73,39 @@ def test_models_write_predictions_features_and_separability(tiny_run):
     # scenarios share initialisation and data order: the clean and PS1 models differ only by labels
     clean = read(tiny_run / "results/models/clean/history.tsv")
     assert (clean["loss"] > 0).all()
+
+
+def test_evaluation_writes_table2_and_figures(tiny_run):
+    table = read(tiny_run / "results/eval/table2.tsv")
+    for column in ["scenario", "threshold_source", "attribute", "subgroup", "threshold", "tpr", "fpr",
+                   "tpr_change_pct", "fpr_change_pct", "n_pos", "n_neg"]:
+        assert column in table.columns
+    assert set(table["scenario"]) == {"clean", "PS1", "FUJI", "GEMS", "HOLO"}
+    assert set(table["threshold_source"]) == {"clean", "biased"}
+    assert {"manufacturer", "pseudo_subgroup"} <= set(table["attribute"])
+    clean = table[table["scenario"] == "clean"]
+    assert set(clean["threshold_source"]) == {"clean", "biased"}
+    assert (clean["tpr_change_pct"].fillna(0) == 0).all() and (clean["fpr_change_pct"].fillna(0) == 0).all()
+    # the clean scenario's biased labels are its clean labels: one threshold for both sources
+    assert clean.groupby("threshold_source")["threshold"].first().nunique() == 1
+    assert table["tpr"].dropna().between(0, 1).all()
+    for figure in ["feature_space.png", "thresholds.png"]:
+        assert (tiny_run / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (tiny_run / "results/eval/table2.html").read_text()
+    assert "TPR FUJI" in html and "FPR PS3" in html
+    assert "Workflow commit" in (tiny_run / "results/provenance.html").read_text()
+
+
+def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
+    workdir = tmp_path / "fpr"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["evaluation"] = {**edited.get("evaluation", {}), "target_fpr": 0.05}
+    write_config(workdir, edited)
+    planned = _planned_rules(workdir)
+    assert "train_density" not in planned and "train_separability" not in planned
+    assert sorted(set(planned)) == ["all", "evaluate", "figures", "provenance", "table2"]
+    assert planned.count("evaluate") == 10
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_run):
@@ -189,8 +184,11 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
         "Asian": {"attribute": "race", "subgroup": "Asian"},
     }
     write_config(workdir, edited)
-    # FUJI's rate changed and one scenario is new: their labels, models and probes only.
-    assert sorted(_planned_rules(workdir)) == sorted(["all"] + ["labels", "train_density", "probe"] * 2)
+    # FUJI's rate changed and one scenario is new: their labels, models, probes, PC1 and
+    # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
+    expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate"] * 2
+    expected += ["table2", "figures", "provenance", "all"]
+    assert sorted(_planned_rules(workdir)) == sorted(expected)
 
 
 def test_config_error_stops_before_any_job(tmp_path):
@@ -238,7 +236,10 @@ def test_real_embed_layout_with_a_corrupt_dicom(embed_dir, tmp_path):
     assert not (strict / "results/data/cohort.tsv").exists()
 
     tolerant = tmp_path / "tolerant"
-    run_ok(tolerant, _embed_config(embed_dir, 0.1))
+    write_config(tolerant, _embed_config(embed_dir, 0.1))
+    # 16 images are too few to train on: this run stops at the data layer.
+    result = snakemake(tolerant, "results/data/cohort.tsv", "results/labels/HOLO.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
     qc = read(tolerant / "results/data/qc.tsv")
     bad = qc[qc["status"] == "unreadable"]
     assert list(bad["image_path"]) == [str(corrupt)]

@@ -1,3 +1,5 @@
+# Density models first: with two cores, the two shorter subgroup classifiers then
+# fill the gap next to the last density model instead of running after it.
 rule train_density:
     input:
         cache="results/cache/images.npy",
@@ -12,6 +14,7 @@ rule train_density:
         history="results/models/{scenario}/history.tsv",
     log:
         "logs/train/{scenario}.log",
+    priority: 10
     conda:
         "../../envs/workflow.yaml"
     threads: config["train"]["threads"]

@@ -40,9 +40,8 @@ def feature_kde_grid(
     for r, scenario in enumerate(scenarios):
         for c, (attribute, subgroup) in enumerate(panels):
             ax = axes[r][c]
-            for source, style in ((baseline, "--"), (scenario, "-")):
-                if source == baseline and scenario == baseline:
-                    continue
+            layers = [(scenario, "-")] if scenario == baseline else [(baseline, "--"), (scenario, "-")]
+            for source, style in layers:
                 table = pc1[source]
                 group = table[table[attribute] == subgroup]
                 for density, colour in DENSITY_COLOURS.items():

@@ -64,12 +64,12 @@ class VendorLook:
 VENDOR_LOOKS: dict[str, VendorLook] = {
     "HOLOGIC, Inc.": VendorLook("Selenia Dimensions", 4096, 3328, 0.065, 12, "MONOCHROME2", True,
                                 gamma=1.0, heel=0.0, stripes=0.0, stripe_cycles=0.0, blur=0.0, noise=0.012,
-                                edge_falloff=0.0, rim=0.3),
+                                edge_falloff=0.0, rim=0.35),
     "GE MEDICAL SYSTEMS": VendorLook("Senographe Essential", 3062, 2394, 0.1, 14, "MONOCHROME2", False,
-                                     gamma=0.8, heel=0.5, stripes=0.0, stripe_cycles=0.0, blur=0.004,
+                                     gamma=0.8, heel=0.55, stripes=0.0, stripe_cycles=0.0, blur=0.004,
                                      noise=0.02, edge_falloff=0.55),
     "FUJIFILM Corporation": VendorLook("FDR MS-3500", 5928, 4728, 0.05, 12, "MONOCHROME1", False,
-                                       gamma=1.2, heel=-0.08, stripes=0.12, stripe_cycles=4.0, blur=0.0,
+                                       gamma=1.2, heel=-0.08, stripes=0.15, stripe_cycles=4.0, blur=0.0,
                                        noise=0.008, edge_falloff=0.25),
     "GE HEALTHCARE": VendorLook("Senographe Pristina", 2850, 2394, 0.1, 12, "MONOCHROME2", False,
                                 gamma=0.85, heel=0.15, stripes=0.0, stripe_cycles=0.0, blur=0.004, noise=0.018),
@@ -86,14 +86,14 @@ RACE_SHIFT = {
 @dataclass(frozen=True)
 class SyntheticSettings:
     seed: int = 7
-    patients: int = 1500
+    patients: int = 2000
     vendor_mix: dict[str, float] = field(
         default_factory=lambda: {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20}
     )
     other_vendor_share: float = 0.03
     density_mix: dict[str, float] = field(default_factory=lambda: {"A": 0.10, "B": 0.40, "C": 0.42, "D": 0.08})
     density_centres: tuple[float, float, float, float] = (0.12, 0.36, 0.64, 0.86)
-    density_spread: float = 0.09
+    density_spread: float = 0.075
     view_jitter: float = 0.02
     race_mix: dict[str, float] = field(
         default_factory=lambda: {
@@ -113,7 +113,7 @@ class SyntheticSettings:
     cview_share: float = 0.08
     extra_view_share: float = 0.03
     roi_share: float = 0.02
-    matrix_scale: float = 0.05
+    matrix_scale: float = 0.04
     jpeg2000: bool = True
 
 

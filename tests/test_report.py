@@ -1,0 +1,53 @@
+"""The Snakemake report of a real run, opened in a real (headless) browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+from workflow_helpers import snakemake
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "headless Chromium is needed for this test: `make test` installs it (apt-get install chromium)"
+    return path
+
+
+def test_report_shows_tables_and_figures_in_chromium(tiny_run, tmp_path):
+    result = snakemake(tiny_run, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = tiny_run / "results/report.html"
+    browser = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000"]
+    dom = subprocess.run(
+        [*browser, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=180
+    ).stdout
+    # The report is built by scripts from data embedded in the file: outside the
+    # <script> elements, the categories exist only once the browser has run them.
+    rendered = re.sub(r"<script[\s\S]*?</script>", "", dom)
+    raw = re.sub(r"<script[\s\S]*?</script>", "", report.read_text())
+    for text in ["1. Data", "2. Separability", "3. Table 2", "4. Figures", "5. Provenance"]:
+        assert text in rendered, f"{text!r} missing from the rendered report"
+        assert text not in raw
+    # and the results each category shows are embedded in the page
+    page = report.read_text()
+    for name in ["table1.tsv", "manufacturer.tsv", "pseudo_subgroup.tsv", "table2.tsv", "table2.html",
+                 "feature_space.png", "thresholds.png", "provenance.html"]:
+        assert name in page, f"{name} is not in the report"
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [*browser, "--window-size=1400,900", f"--screenshot={screenshot}", report.as_uri()],
+        capture_output=True, timeout=180,
+    )
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000
