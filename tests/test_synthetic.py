@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from labelbias.cohort import CohortFilters, select_images
-from labelbias.embed import EmbedTables, read_embed_tables
-from labelbias.imaging import PreprocessSettings, preprocess, read_dicom
+from labelbias.embed import read_embed_tables
+from labelbias.imaging import PreprocessSettings, preprocess
 from labelbias.synthetic import (
     SyntheticSettings,
     oracle_summary,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, run_ok, snakemake, write_config
