@@ -32,6 +32,7 @@ test: setup browser
 
 bench: setup
 	$(BIN)/python bench/preprocess_throughput.py
+	$(BIN)/python bench/train_throughput.py
 
 lint: setup
 	$(BIN)/snakemake --lint

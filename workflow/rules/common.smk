@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ SYNTHETIC_ROOT = "results/synthetic"
 
 
 wildcard_constraints:
-    scenario="|".join(SCENARIOS),
+    scenario="|".join(re.escape(name) for name in SCENARIOS),
     shard=r"\d+",
     attribute=r"[a-z][a-z0-9_]*",
     threshold_source="clean|biased",
