@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-requirements.txt
 
-.PHONY: setup browser run test bench lint clean
+.PHONY: setup browser run test test-slurm bench lint clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,18 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The report test needs Chromium: sudo apt-get install chromium"; exit 1; fi; }
 
+# As root (CI, or a disposable machine) `make test` also runs the SLURM cluster test;
+# otherwise it says how to run it.
 test: setup browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-slurm; \
+	else echo "Skipped the SLURM cluster test: it installs and starts daemons, run 'sudo make test-slurm'."; fi
+
+# Starts a single-node SLURM cluster from Debian's packages, runs the workflow through
+# the slurm/ profile on it, and stops every daemon it started, pass or fail.
+test-slurm: setup
+	bash -c 'trap "tests/slurm/local_cluster.sh stop" EXIT; trap "exit 143" TERM INT; \
+	  tests/slurm/local_cluster.sh start && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests/slurm'
 
 bench: setup
 	$(BIN)/python bench/preprocess_throughput.py

@@ -6,6 +6,11 @@ real Snakemake preprocessing stage (all shards plus the merge) with --cores 1 an
 the in-job throughput each shard logged.
 
     .venv/bin/python bench/preprocess_throughput.py [--patients 500] [--shards 4]
+
+With --matrix-scale 1 the synthetic DICOMs have the vendors' full detector matrices
+(e.g. 4096x3328 JPEG 2000 for HOLO), which gives the per-image cost on real EMBED:
+
+    .venv/bin/python bench/preprocess_throughput.py --patients 8 --shards 2 --matrix-scale 1 --height 256 --width 192
 """
 
 from __future__ import annotations
@@ -38,19 +43,20 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--height", type=int, default=64)
     parser.add_argument("--width", type=int, default=48)
+    parser.add_argument("--matrix-scale", type=float, default=0.04, help="share of the real detector matrix")
     args = parser.parse_args()
 
-    workdir = ROOT / "bench" / "out" / "preprocess"
+    workdir = ROOT / "bench" / "out" / f"preprocess-{args.matrix_scale:g}"
     workdir.mkdir(parents=True, exist_ok=True)
     config = {
-        "data": {"source": "synthetic", "synthetic": {"patients": args.patients}},
+        "data": {"source": "synthetic", "synthetic": {"patients": args.patients, "matrix_scale": args.matrix_scale}},
         "preprocess": {"shards": args.shards, "height": args.height, "width": args.width},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir, "--cores", "2", "--until", "select_images")
     n_images = sum(1 for _ in open(workdir / "results/data/images.tsv")) - 1
 
-    print(f"preprocessing {n_images} synthetic DICOMs into {args.height}x{args.width}, {args.shards} shards")
+    print(f"preprocessing {n_images} synthetic DICOMs (matrix scale {args.matrix_scale:g}) into {args.height}x{args.width}, {args.shards} shards")
     print(f"{'jobs':>4} {'wall s':>8} {'images/s (wall)':>16} {'images/s per job (in-job)':>26}")
     for jobs in (1, 2):
         shutil.rmtree(workdir / "results" / "cache", ignore_errors=True)

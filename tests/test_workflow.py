@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from workflow_helpers import ROOT, SNAKEMAKE, TINY, run_ok, snakemake, write_config
+from workflow_helpers import ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, write_config
 
 def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"image_id": str})
@@ -101,7 +101,7 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     edited = yaml.safe_load((workdir / "config.yaml").read_text())
     edited["evaluation"] = {**edited.get("evaluation", {}), "target_fpr": 0.05}
     write_config(workdir, edited)
-    planned = _planned_rules(workdir)
+    planned = planned_rules(workdir)
     assert "train_density" not in planned and "train_separability" not in planned
     assert sorted(set(planned)) == ["all", "evaluate", "figures", "provenance", "table2"]
     assert planned.count("evaluate") == 10
@@ -155,24 +155,12 @@ def test_same_seed_gives_byte_identical_tables(tiny_run, tmp_path):
         assert (tiny_run / relative).read_bytes() == (second / relative).read_bytes(), relative
 
 
-def _planned_rules(workdir: Path) -> list[str]:
-    result = snakemake(workdir, "-n", "--quiet", "rules")
-    assert result.returncode == 0, result.stderr[-2000:]
-    text = result.stdout + result.stderr
-    rules: list[str] = []
-    for line in text.splitlines():
-        parts = line.split()
-        if parts[:1] == ["total"]:
-            break  # the job-stats table may be printed more than once
-        if len(parts) == 2 and parts[1].isdigit():
-            rules += [parts[0]] * int(parts[1])
-    return rules
 
 
 def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     workdir = tmp_path / "edit"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    assert _planned_rules(workdir) == []
+    assert planned_rules(workdir) == []
     edited = yaml.safe_load((workdir / "config.yaml").read_text())
     edited["scenarios"] = {
         "clean": {},
@@ -187,7 +175,7 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
     expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate"] * 2
     expected += ["table2", "figures", "provenance", "all"]
-    assert sorted(_planned_rules(workdir)) == sorted(expected)
+    assert sorted(planned_rules(workdir)) == sorted(expected)
 
 
 def test_config_error_stops_before_any_job(tmp_path):

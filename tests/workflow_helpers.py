@@ -44,3 +44,16 @@ def run_ok(workdir: Path, config: dict) -> Path:
     return workdir
 
 
+def planned_rules(workdir: Path) -> list[str]:
+    """The rule of every job a dry run plans, one entry per job."""
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout + result.stderr
+    rules: list[str] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["total"]:
+            break  # the job-stats table may be printed more than once
+        if len(parts) == 2 and parts[1].isdigit():
+            rules += [parts[0]] * int(parts[1])
+    return rules

@@ -7,10 +7,9 @@ rule labels:
     log:
         "logs/labels/{scenario}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         bias=lambda wildcards: scenario_bias(config, wildcards.scenario),
     script:

@@ -19,6 +19,19 @@ SYNTHETIC = config["data"]["source"] == "synthetic"
 SYNTHETIC_ROOT = "results/synthetic"
 
 
+CLUSTER = config["cluster"]
+
+
+# Small table and plot jobs stay on the submitting host under `--profile slurm`.
+localrules:
+    all,
+    labels,
+    separability_table,
+    table2,
+    figures,
+    provenance,
+
+
 wildcard_constraints:
     scenario="|".join(re.escape(name) for name in SCENARIOS),
     shard=r"\d+",
@@ -93,3 +106,35 @@ def final_outputs():
         "results/figures/feature_space.png",
         "results/provenance.html",
     ]
+
+
+def _grows_with_attempt(base):
+    """A resource that doubles, triples... on retries: a job SLURM killed for time or memory gets more."""
+    return lambda wildcards, attempt: base * attempt
+
+
+def cpu_job(mem_mb, runtime):
+    """Resources of a CPU job; runtime in minutes. Placement comes from config["cluster"]."""
+    return {
+        "mem_mb": _grows_with_attempt(mem_mb),
+        "runtime": _grows_with_attempt(runtime),
+        "slurm_account": CLUSTER["account"],
+        "slurm_partition": CLUSTER["partition"],
+        "slurm_extra": CLUSTER["sbatch_extra"],
+    }
+
+
+def gpu_job(mem_mb, runtime):
+    """Resources of a training job: a CPU job plus config["cluster"]["gpus"] GPUs."""
+    resources = cpu_job(mem_mb, runtime)
+    if CLUSTER["gpus"]:
+        resources["gpu"] = CLUSTER["gpus"]
+        resources["slurm_partition"] = CLUSTER["gpu_partition"] or CLUSTER["partition"]
+        resources["slurm_extra"] = " ".join(
+            flag
+            for flag in (CLUSTER["sbatch_extra"], CLUSTER["gpu_sbatch_extra"])
+            if flag
+        )
+        if CLUSTER["gpu_model"]:
+            resources["gpu_model"] = CLUSTER["gpu_model"]
+    return resources

@@ -12,11 +12,10 @@ rule synthetic_embed:
     log:
         "logs/synthetic_embed.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     threads: 2
     resources:
-        mem_mb=2000,
-        runtime=60,
+        **cpu_job(mem_mb=2000, runtime=60),
     params:
         settings=config["data"]["synthetic"],
     script:
@@ -37,10 +36,9 @@ rule select_images:
     log:
         "logs/select_images.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     resources:
-        mem_mb=8000,
-        runtime=30,
+        **cpu_job(mem_mb=8000, runtime=30),
     params:
         vendors=config["cohort"]["vendors"],
         views=config["cohort"]["views"],
@@ -71,10 +69,9 @@ rule cohort:
     log:
         "logs/cohort.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **cpu_job(mem_mb=4000, runtime=20),
     params:
         seed=config["seed"],
         split=config["cohort"]["split"],

@@ -8,10 +8,9 @@ rule evaluate:
     log:
         "logs/eval/{scenario}.{threshold_source}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         target_fpr=config["evaluation"]["target_fpr"],
         attributes=config["evaluation"]["attributes"],
@@ -44,10 +43,9 @@ rule table2:
     log:
         "logs/eval/table2.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         baseline=config["baseline_scenario"],
         scenarios=SCENARIOS,
@@ -68,10 +66,9 @@ rule pc1:
     log:
         "logs/features/{scenario}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         seed=config["seed"],
     script:
@@ -102,10 +99,9 @@ rule figures:
     log:
         "logs/figures.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         scenarios=SCENARIOS,
         baseline=config["baseline_scenario"],
@@ -125,10 +121,9 @@ rule provenance:
     log:
         "logs/provenance.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **cpu_job(mem_mb=1000, runtime=5),
     params:
         config=config,
         repo=workflow.basedir,

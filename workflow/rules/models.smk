@@ -16,11 +16,10 @@ rule train_density:
         "logs/train/{scenario}.log",
     priority: 10
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **gpu_job(mem_mb=4000, runtime=240),
     params:
         target={"kind": "labels", "column": "label_biased"},
         train=train_settings(config),
@@ -43,11 +42,10 @@ rule train_separability:
     log:
         "logs/separability/{attribute}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **gpu_job(mem_mb=4000, runtime=240),
     params:
         target=lambda wildcards: {"kind": "attribute", "column": wildcards.attribute},
         train=train_settings(config, "separability"),
@@ -70,10 +68,9 @@ rule separability_table:
     log:
         "logs/separability/{attribute}.table.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **cpu_job(mem_mb=2000, runtime=10),
     params:
         bootstrap=config["separability"]["bootstrap"],
         seed=config["seed"],
@@ -96,10 +93,9 @@ rule probe:
     log:
         "logs/probe/{scenario}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=20,
+        **cpu_job(mem_mb=2000, runtime=20),
     params:
         attributes=config["probe"]["attributes"],
         seed=config["seed"],

@@ -8,10 +8,9 @@ rule preprocess_shard:
     log:
         "logs/preprocess/{shard}.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **cpu_job(mem_mb=4000, runtime=120),
     params:
         source=image_source(),
         shards=N_SHARDS,
@@ -34,10 +33,9 @@ rule merge_cache:
     log:
         "logs/merge_cache.log",
     conda:
-        "../../envs/workflow.yaml"
+        "../../envs/data.yaml"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **cpu_job(mem_mb=4000, runtime=60),
     params:
         max_unreadable_fraction=config["preprocess"]["max_unreadable_fraction"],
     script:

@@ -12,6 +12,14 @@ PACKAGES = ["snakemake", "torch", "torchvision", "numpy", "pandas", "scikit-lear
             "pylibjpeg-openjpeg", "matplotlib", "pillow"]
 
 
+def _version(package: str) -> str:
+    # Under `--sdm conda` this job's environment holds only the analysis packages.
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not in this job's environment"
+
+
 def main(snakemake):
     try:
         commit = subprocess.run(["git", "-C", snakemake.params.repo, "rev-parse", "HEAD"], capture_output=True,
@@ -21,7 +29,7 @@ def main(snakemake):
         commit += " (with uncommitted changes)" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown (not a git checkout)"
-    versions = "".join(f"<tr><td>{p}</td><td>{metadata.version(p)}</td></tr>" for p in PACKAGES)
+    versions = "".join(f"<tr><td>{name}</td><td>{_version(name)}</td></tr>" for name in PACKAGES)
     config = yaml.safe_dump(dict(snakemake.params.config), sort_keys=False)
     Path(snakemake.output.html).write_text(
         "<html><head><meta charset='utf-8'></head><body>"

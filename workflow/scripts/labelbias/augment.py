@@ -24,30 +24,32 @@ class AugmentSettings:
     scale: tuple[float, float] = (0.9, 1.1)
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    # Drawn on the CPU generator, so a seed gives the same draws whatever the batch's device.
+    return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: AugmentSettings = AugmentSettings()) -> torch.Tensor:
-    """Augment a (B, 1, H, W) batch in [0, 1]; background (exact 0) stays 0."""
+    """Augment a (B, 1, H, W) batch in [0, 1] on its own device; background (exact 0) stays 0."""
     b, _, h, w = images.shape
+    device = images.device
     foreground = images > 0
-    gamma = _uniform(b, *settings.gamma, generator).view(b, 1, 1, 1)
+    gamma = _uniform(b, *settings.gamma, generator, device).view(b, 1, 1, 1)
     out = images.clamp_min(1e-6) ** gamma
-    brightness = _uniform(b, 1 - settings.brightness, 1 + settings.brightness, generator).view(b, 1, 1, 1)
+    brightness = _uniform(b, 1 - settings.brightness, 1 + settings.brightness, generator, device).view(b, 1, 1, 1)
     out = out * brightness
-    contrast = _uniform(b, 1 - settings.contrast, 1 + settings.contrast, generator).view(b, 1, 1, 1)
+    contrast = _uniform(b, 1 - settings.contrast, 1 + settings.contrast, generator, device).view(b, 1, 1, 1)
     mean = (out * foreground).sum(dim=(2, 3), keepdim=True) / foreground.sum(dim=(2, 3), keepdim=True).clamp_min(1)
     out = ((out - mean) * contrast + mean).clamp(0, 1) * foreground
 
-    chosen = torch.rand(b, generator=generator) < settings.affine_p
+    chosen = (torch.rand(b, generator=generator) < settings.affine_p).to(device)
     if chosen.any():
         n = int(chosen.sum())
-        angle = _uniform(n, -settings.rotation_deg, settings.rotation_deg, generator) * math.pi / 180
-        scale = _uniform(n, *settings.scale, generator)
+        angle = _uniform(n, -settings.rotation_deg, settings.rotation_deg, generator, device) * math.pi / 180
+        scale = _uniform(n, *settings.scale, generator, device)
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
         # Rotate in pixel space: normalised coordinates stretch x by w/2 and y by h/2.
-        theta = torch.zeros(n, 2, 3)
+        theta = torch.zeros(n, 2, 3, device=device)
         theta[:, 0, 0] = cos
         theta[:, 0, 1] = -sin * h / w
         theta[:, 1, 0] = sin * w / h

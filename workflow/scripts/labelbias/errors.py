@@ -21,3 +21,7 @@ class ImageReadError(LabelBiasError):
 
 class DataQualityError(LabelBiasError):
     """The data as a whole cannot support the study (too many unreadable images, empty groups)."""
+
+
+class JobTerminated(LabelBiasError):
+    """The scheduler stopped the job (time limit, preemption, node shutdown, scancel)."""

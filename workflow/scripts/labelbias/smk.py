@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import LabelBiasError
+from .errors import JobTerminated, LabelBiasError
 
 log = logging.getLogger("labelbias")
 
@@ -23,6 +24,14 @@ def write_tsv(frame: pd.DataFrame, path: str | Path) -> None:
 
 def read_tsv(path: str | Path, **kwargs: Any) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""], **kwargs)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise JobTerminated(
+        f"stopped by {signal.Signals(signum).name} before finishing (a SLURM time limit, preemption, "
+        "node shutdown or scancel); Snakemake removes this job's outputs, and a retry of a training "
+        "job resumes from its last finished epoch"
+    )
 
 
 def run(main: Callable[[Any], None], snakemake: Any) -> None:
@@ -44,6 +53,9 @@ def run(main: Callable[[Any], None], snakemake: Any) -> None:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
+    # SLURM sends SIGTERM before it kills a job: say so in the rule's log and in the
+    # SLURM log (stderr), which the executor keeps for failed jobs.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         main(snakemake)
     except LabelBiasError as error:

@@ -186,11 +186,11 @@ def fit(
         batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
         for positions in batches:
-            images = load_batch(cache, train_rows[positions])
+            # Augment on the training device: on a GPU the CPU would otherwise be the bottleneck.
+            images = load_batch(cache, train_rows[positions]).to(dev)
             if settings.augment:
                 images = augment_batch(images, generator)
             targets = torch.from_numpy(train_targets[positions]).long().to(dev)
-            images = images.to(dev)
             if dev.type == "cuda":
                 images = images.to(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
