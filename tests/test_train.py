@@ -10,7 +10,7 @@ import torch
 from labelbias.augment import augment_batch
 from labelbias.imaging import CACHE_MAX
 from labelbias.model import build_resnet18, grey_stem, penultimate
-from labelbias.train import TrainSettings, balanced_batches, fit, load_batch, train_target
+from labelbias.train import TrainSettings, balanced_batches, fit, learning_rate, load_batch, train_target
 
 torch.set_num_threads(1)
 
@@ -75,7 +75,7 @@ def test_penultimate_features_are_512d_and_match_forward():
     torch.testing.assert_close(logits, model(x))
 
 
-SETTINGS = TrainSettings(epochs=3, batch_size=16, lr=1e-3, seed=3, threads=1, eval_batch_size=64)
+SETTINGS = TrainSettings(epochs=3, batch_size=16, lr=1e-3, lr_schedule="cosine", seed=3, threads=1, eval_batch_size=64)
 
 
 def _fit(cache, labels, checkpoint=None, on_epoch_end=None, settings=SETTINGS):
@@ -92,6 +92,14 @@ def test_fit_learns_and_is_deterministic():
     assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
     for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_cosine_schedule_decays_to_zero_and_constant_stays():
+    cosine = TrainSettings(lr=1e-3, lr_schedule="cosine")
+    rates = [learning_rate(cosine, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-3) and rates[50] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 1e-6
+    assert learning_rate(TrainSettings(lr=1e-3), 99, 100) == 1e-3
 
 
 class Killed(Exception):

@@ -16,7 +16,7 @@ TINY = {
     "data": {"source": "synthetic", "synthetic": {"patients": 60, "seed": 5}},
     "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
     "preprocess": {"height": 32, "width": 24, "shards": 2},
-    "train": {"epochs": 2, "batch_size": 16},
+    "train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine"},
     "separability": {"bootstrap": 50},
     "evaluation": {"bootstrap": 50},
 }

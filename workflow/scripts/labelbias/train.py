@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class TrainSettings:
     epochs: int = 6
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all steps
     weight_decay: float = 0.0
     seed: int = 0
     augment: bool = True
@@ -44,6 +46,14 @@ class TrainSettings:
     threads: int = 1
     eval_batch_size: int = 256
     max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
+
+
+def learning_rate(settings: TrainSettings, step: int, total_steps: int) -> float:
+    """The learning rate of a step (0-based). Cosine decay ends every model near a minimum,
+    so models that differ only in their labels end up differing by less chance."""
+    if settings.lr_schedule == "cosine":
+        return settings.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
+    return settings.lr
 
 
 @dataclass
@@ -185,7 +195,11 @@ def fit(
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
         batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
         started, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for positions in batches:
+        for step_in_epoch, positions in enumerate(batches):
+            # The step count follows from the epoch, so a resumed run continues the same schedule.
+            step = (epoch - 1) * len(batches) + step_in_epoch
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(settings, step, settings.epochs * len(batches))
             # Augment on the training device: on a GPU the CPU would otherwise be the bottleneck.
             images = load_batch(cache, train_rows[positions]).to(dev)
             if settings.augment:
