@@ -69,7 +69,7 @@ VENDOR_LOOKS: dict[str, VendorLook] = {
                                      gamma=0.8, heel=0.55, stripes=0.0, stripe_cycles=0.0, blur=0.004,
                                      noise=0.02, edge_falloff=0.55),
     "FUJIFILM Corporation": VendorLook("FDR MS-3500", 5928, 4728, 0.05, 12, "MONOCHROME1", False,
-                                       gamma=1.0, heel=-0.4, stripes=0.12, stripe_cycles=4.0, blur=0.0,
+                                       gamma=1.0, heel=-0.4, stripes=0.15, stripe_cycles=4.0, blur=0.0,
                                        noise=0.008, edge_falloff=0.25),
     "GE HEALTHCARE": VendorLook("Senographe Pristina", 2850, 2394, 0.1, 12, "MONOCHROME2", False,
                                 gamma=0.85, heel=0.15, stripes=0.0, stripe_cycles=0.0, blur=0.004, noise=0.018),
