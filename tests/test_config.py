@@ -45,6 +45,10 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["preprocess"].update(shard=3), "shard"),
         (lambda c: c["scenarios"].update(bad={"attribute": "manufacturer", "subgroup": "X", "rate": -0.1}), "-0.1"),
         (lambda c: c["bias"].update(densities=["E"]), "'E'"),
+        (lambda c: c["cluster"].update(gpus=-1), "gpus"),
+        (lambda c: c["cluster"].update(gpu_model="a100 --wrap=x"), "gpu_model"),
+        (lambda c: c["cluster"].update(queue="gpu"), "queue"),
+        (lambda c: c["train"].update(lr_schedule="linear"), "linear"),
     ],
 )
 def test_schema_errors_name_the_value_or_key(edit, message):
