@@ -17,6 +17,8 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/bias.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/detection.smk"
+include: "workflow/rules/review.smk"
 
 
 rule all:

@@ -13,6 +13,7 @@ from labelbias.cohort import (
     assign_pseudo_groups,
     balance_classes,
     build_cohort,
+    hold_out_patients,
     select_images,
     split_patients,
     split_summary,
@@ -163,3 +164,30 @@ def test_split_summary_reports_interval_width():
     summary = split_summary(cohort, ["manufacturer"])
     row = summary[(summary["subgroup"] == "HOLO") & (summary["split"] == "test")].iloc[0]
     assert row["tpr_halfwidth_patients"] > row["tpr_halfwidth_images"] > 0
+
+
+def test_held_out_patients_never_reach_the_cohort():
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(200), 4)
+    images = pd.DataFrame(
+        {
+            "image_id": [f"i{i}" for i in range(len(patients))],
+            "patient_id": patients,
+            "exam_id": patients,
+            "manufacturer": np.repeat(rng.choice(["HOLO", "GEMS", "FUJI"], 200), 4),
+            "label": np.repeat(rng.integers(0, 2, 200), 4),
+        }
+    )
+    kept, held = hold_out_patients(images, 0.25, 0.2, seed=4, stratify=["manufacturer", "label"])
+    assert set(kept["patient_id"]).isdisjoint(held["patient_id"])
+    assert len(kept) + len(held) == len(images)
+    assert abs(held["patient_id"].nunique() - 50) <= 3
+    assert set(held["split"]) == {"train", "val"}
+    assert held.groupby("patient_id")["split"].nunique().max() == 1
+    assert abs((held.drop_duplicates("patient_id")["split"] == "val").mean() - 0.2) < 0.06
+    same_kept, same_held = hold_out_patients(images, 0.25, 0.2, seed=4, stratify=["manufacturer", "label"])
+    assert same_kept.equals(kept) and same_held.equals(held)
+    everything, nothing = hold_out_patients(images, 0.0, 0.2, seed=4)
+    assert everything.equals(images) and nothing.empty and "split" in nothing.columns
+    with pytest.raises(DataQualityError, match="too few for a train and a val part"):
+        hold_out_patients(images[images["patient_id"] < 8], 0.15, 0.2, seed=4)

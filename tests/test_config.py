@@ -10,7 +10,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from labelbias.config import check_config, scenario_bias
+from labelbias.config import (
+    backbone_settings,
+    check_config,
+    crossfit_settings,
+    holdout_share,
+    scenario_bias,
+    train_settings,
+)
 from labelbias.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +56,12 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["cluster"].update(gpu_model="a100 --wrap=x"), "gpu_model"),
         (lambda c: c["cluster"].update(queue="gpu"), "queue"),
         (lambda c: c["train"].update(lr_schedule="linear"), "linear"),
+        (lambda c: c["train"].update(pretrained=True), "pretrained"),
+        (lambda c: c["backbone"].update(init="resnet50"), "resnet50"),
+        (lambda c: c["backbone"].update(holdout=1.0), "1.0"),
+        (lambda c: c["detection"].update(folds=1), "folds"),
+        (lambda c: c["detection"].update(filter_by="vote"), "vote"),
+        (lambda c: c["image_review"].update(per_cell=0), "per_cell"),
     ],
 )
 def test_schema_errors_name_the_value_or_key(edit, message):
@@ -73,6 +86,8 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c["data"]["synthetic"]["vendor_mix"].update({"SIEMENS": 0.1}), "data.synthetic.vendor_mix: unknown vendor 'SIEMENS'"),
         (lambda c: c["cohort"]["vendors"].update({"GE HEALTHCARE": "GEMS"}), "cohort.vendors: two manufacturers map to the same name"),
         (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
+        (lambda c: c["backbone"].update(init="scratch"), "detection.model: 'linear' reads frozen backbone features"),
+        (lambda c: c["detection"].update(attributes=["scanner"]), "detection.attributes: unknown attribute 'scanner'"),
     ],
 )
 def test_semantic_errors_name_the_key(edit, key):
@@ -93,3 +108,16 @@ def test_scenario_settings_merge_defaults_and_overrides():
     before = copy.deepcopy(scenario_bias(config, "FUJI"))
     config["scenarios"]["new"] = {"attribute": "race", "subgroup": "Asian"}
     assert scenario_bias(config, "FUJI") == before
+
+
+def test_models_start_from_the_backbone_and_held_out_share_follows_init():
+    config = load_default()
+    assert train_settings(config)["init"] == "backbone" and train_settings(config, "separability")["init"] == "backbone"
+    assert backbone_settings(config)["init"] == "scratch"
+    assert holdout_share(config) == config["backbone"]["holdout"] > 0
+    config["backbone"]["init"] = "imagenet"
+    assert train_settings(config)["init"] == "imagenet" and holdout_share(config) == 0.0
+    config["backbone"]["init"] = "scratch"
+    config["detection"]["model"] = "finetune"
+    check_config(config)  # fine-tuned cross-fitting needs no frozen features
+    assert crossfit_settings(config)["train"]["init"] == "scratch"

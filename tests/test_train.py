@@ -9,8 +9,9 @@ import torch
 
 from labelbias.augment import augment_batch
 from labelbias.imaging import CACHE_MAX
-from labelbias.model import build_resnet18, grey_stem, penultimate
-from labelbias.train import TrainSettings, balanced_batches, fit, learning_rate, load_batch, train_target
+from labelbias.errors import DataQualityError
+from labelbias.model import build_resnet18, grey_stem, initial_model, penultimate
+from labelbias.train import TrainSettings, balanced_batches, fit, learning_rate, load_batch, predict, train_target
 
 torch.set_num_threads(1)
 
@@ -153,3 +154,43 @@ def test_train_target_handles_multiclass_and_writes_val_and_test():
     assert "score" not in predictions.columns
     assert features.shape == (60, 512) and features.dtype == np.float16
     assert index["feature_row"].tolist() == list(range(60))
+
+
+def test_backbone_init_copies_every_weight_but_the_head():
+    torch.manual_seed(0)
+    source = build_resnet18(4)
+    model = initial_model(2, "backbone", source.state_dict())
+    for name, value in model.state_dict().items():
+        if name.startswith("fc."):
+            assert value.shape[0] == 2
+        else:
+            assert torch.equal(value, source.state_dict()[name]), name
+    with pytest.raises(DataQualityError, match="do not fit a one-channel ResNet-18"):
+        initial_model(2, "backbone", {"conv9.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="needs the backbone's weights"):
+        initial_model(2, "backbone")
+
+
+def test_fit_from_a_backbone_starts_where_it_left_and_resumes_only_with_the_same_one(tmp_path):
+    cache, labels = toy_cache()
+    first = _fit(cache, labels)
+    settings = TrainSettings(**{**SETTINGS.__dict__, "init": "backbone", "epochs": 1, "lr": 1e-4})
+    rows = np.arange(len(labels))
+    tuned = fit(cache, rows[:120], labels[:120], rows[120:], labels[120:], 2, settings, backbone=first.model.state_dict())
+    scratch = _fit(cache, labels, settings=TrainSettings(**{**SETTINGS.__dict__, "epochs": 1, "lr": 1e-4}))
+    assert tuned.best_val_auc > 0.9 and tuned.best_val_auc >= scratch.best_val_auc
+    checkpoint = tmp_path / "checkpoint.pt"
+    fit(cache, rows[:120], labels[:120], rows[120:], labels[120:], 2, settings, checkpoint, backbone=first.model.state_dict())
+    other = build_resnet18(2).state_dict()
+    again = fit(cache, rows[:120], labels[:120], rows[120:], labels[120:], 2, settings, checkpoint, backbone=other)
+    assert again.resumed_from_epoch == 0  # another backbone: not the same run
+
+
+def test_fit_without_validation_keeps_the_last_epoch():
+    cache, labels = toy_cache()
+    empty = np.zeros(0, dtype=int)
+    result = fit(cache, np.arange(120), labels[:120], empty, empty, 2, SETTINGS)
+    assert result.best_epoch == SETTINGS.epochs
+    assert all(np.isnan(h["val_auc"]) for h in result.history)
+    probabilities, _ = predict(result.model, cache, np.arange(120, 160))
+    assert probabilities.shape == (40, 2)

@@ -95,6 +95,61 @@ def test_evaluation_writes_table2_and_figures(tiny_run):
     assert "Workflow commit" in (tiny_run / "results/provenance.html").read_text()
 
 
+def test_backbone_is_pretrained_on_held_out_patients_only(tiny_run):
+    cohort = read(tiny_run / "results/data/cohort.tsv")
+    held_out = read(tiny_run / "results/data/held_out.tsv")
+    assert len(held_out) > 0 and set(held_out["split"]) == {"train", "val"}
+    assert set(held_out["patient_id"]).isdisjoint(cohort["patient_id"])
+    backbone = read(tiny_run / "results/backbone/predictions.tsv")
+    assert set(backbone["image_id"]) == set(held_out.loc[held_out["split"] == "val", "image_id"])
+    assert {f"prob_{d}" for d in "ABCD"} <= set(backbone.columns)  # the backbone learned BI-RADS density
+    for scenario in ["clean", "HOLO"]:
+        assert "starting from the backbone results/backbone/model.pt" in (tiny_run / f"logs/train/{scenario}.log").read_text()
+    assert "starting from the backbone" in (tiny_run / "logs/separability/manufacturer.log").read_text()
+
+
+def test_detection_and_image_review_outputs(tiny_run):
+    cohort = read(tiny_run / "results/data/cohort.tsv")
+    pool = cohort[cohort["split"] != "test"]
+    folds = read(tiny_run / "results/detection/folds.tsv")
+    assert set(folds["image_id"]) == set(pool["image_id"]) and sorted(folds["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert folds.groupby("patient_id")["fold"].nunique().max() == 1
+    summary = read(tiny_run / "results/detection/summary.tsv")
+    assert list(summary.columns[:4]) == ["scenario", "auroc", "precision", "recall"]
+    assert list(summary["scenario"]) == ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
+    assert summary.set_index("scenario").loc["clean", ["auroc", "recall"]].isna().all()
+    for scenario in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]:
+        table = read(tiny_run / f"results/detection/{scenario}.tsv")
+        assert list(table.columns[:6]) == ["attribute", "subgroup", "error_rate", "ci_low", "ci_high", "rank"]
+        assert set(table["subgroup"]) == {"HOLO", "GEMS", "FUJI", "PS1", "PS2", "PS3"}
+        assert table["error_rate"].between(0, 1).all()
+        assert (table.groupby("attribute")["rank"].min() == 1).all()
+        images = read(tiny_run / f"results/detection/{scenario}.images.tsv")
+        labels = read(tiny_run / f"results/labels/{scenario}.tsv")
+        merged = images.merge(labels, on="image_id", validate="one_to_one")
+        assert set(images["image_id"]) == set(pool["image_id"])
+        assert (merged["label_given"] == merged["label_biased"]).all()
+        # the injected rate of a subgroup is the share of its pool images the scenario flipped
+        vendor = table[table["attribute"] == "manufacturer"].set_index("subgroup")["injected_rate"]
+        flipped = images.groupby("manufacturer")["flipped"].mean()
+        assert np.allclose(vendor.sort_index(), flipped.sort_index(), atol=1e-5)
+        for figure in [f"images/{scenario}.png", f"highest_loss/{scenario}.png"]:
+            assert (tiny_run / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_run / "results/figures/detection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
+    workdir = tmp_path / "off"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["detection"] = {"enabled": False}
+    edited["image_review"] = {"enabled": False}
+    write_config(workdir, edited)
+    shutil.rmtree(workdir / "results/detection")
+    shutil.rmtree(workdir / "results/figures/images")
+    assert planned_rules(workdir) == []
+
+
 def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     workdir = tmp_path / "fpr"
     shutil.copytree(tiny_run, workdir, symlinks=True)
@@ -150,7 +205,9 @@ def test_same_seed_gives_byte_identical_tables(tiny_run, tmp_path):
         "results/data/cohort.tsv",
         "results/data/table1.tsv",
         *[f"results/labels/{s}.tsv" for s in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]],
+        "results/data/held_out.tsv",
         "results/cache/images.npy",
+        "results/detection/folds.tsv",
     ]:
         assert (tiny_run / relative).read_bytes() == (second / relative).read_bytes(), relative
 
@@ -173,8 +230,9 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     write_config(workdir, edited)
     # FUJI's rate changed and one scenario is new: their labels, models, probes, PC1 and
     # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
-    expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate"] * 2
-    expected += ["table2", "figures", "provenance", "all"]
+    expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate", "image_review", "detect"] * 2
+    expected += ["crossfit"] * 5 * 2
+    expected += ["table2", "figures", "detection_summary", "provenance", "all"]
     assert sorted(planned_rules(workdir)) == sorted(expected)
 
 

@@ -7,7 +7,17 @@ from snakemake.utils import validate
 # The learning code is one importable package next to the scripts.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from labelbias.config import check_config, scenario_bias, train_settings  # noqa: E402
+from labelbias.bias import scenario_seed  # noqa: E402
+from labelbias.config import (  # noqa: E402
+    MODEL_INIT,
+    backbone_settings,
+    check_config,
+    crossfit_settings,
+    holdout_share,
+    scenario_bias,
+    train_settings,
+    uses_backbone,
+)
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config)
@@ -20,12 +30,17 @@ SYNTHETIC_ROOT = "results/synthetic"
 
 
 CLUSTER = config["cluster"]
+DETECTION = config["detection"]
 
 
 # Small table and plot jobs stay on the submitting host under `--profile slurm`.
 localrules:
     all,
     labels,
+    detection_folds,
+    detect,
+    detection_summary,
+    image_review,
     separability_table,
     table2,
     figures,
@@ -35,6 +50,7 @@ localrules:
 wildcard_constraints:
     scenario="|".join(re.escape(name) for name in SCENARIOS),
     shard=r"\d+",
+    fold=r"\d+",
     attribute=r"[a-z][a-z0-9_]*",
     threshold_source="clean|biased",
 
@@ -73,6 +89,44 @@ def synthetic_images(wildcards):
     return [f"{SYNTHETIC_ROOT}/images"] if SYNTHETIC else []
 
 
+def holdout_params():
+    """Patients held out of the cohort for the backbone (share 0 unless backbone.init is pretrain)."""
+    if not uses_backbone(config):
+        return {"share": 0.0, "val": 0.0}
+    return {"share": holdout_share(config), "val": config["backbone"]["val"]}
+
+
+def backbone_weights(wildcards):
+    """The pretrained backbone every model starts from (nothing for imagenet or scratch)."""
+    return {"backbone": "results/backbone/model.pt"} if uses_backbone(config) else {}
+
+
+def crossfit_inputs(wildcards):
+    """A linear cross-fit reads the frozen backbone features; a fine-tuned one the image cache."""
+    if DETECTION["model"] == "linear":
+        return {
+            "features": "results/detection/features.npy",
+            "features_index": "results/detection/features.tsv",
+        }
+    return {
+        **backbone_weights(wildcards),
+        "cache": "results/cache/images.npy",
+        "index": "results/cache/index.tsv",
+    }
+
+
+def crossfit_resources():
+    if DETECTION["model"] == "linear":
+        return cpu_job(mem_mb=2000, runtime=10)
+    return gpu_job(mem_mb=4000, runtime=120)
+
+
+def review_attribute(scenario):
+    """Rows of a scenario's image grid: the attribute it biases (vendors for a clean scenario)."""
+    target = scenario_targets()[scenario]
+    return target[0] if target else "manufacturer"
+
+
 def cohort_attributes():
     return ["manufacturer", "pseudo_subgroup", *config["cohort"]["attributes"]]
 
@@ -105,6 +159,12 @@ def final_outputs():
         "results/eval/table2.tsv",
         "results/figures/feature_space.png",
         "results/provenance.html",
+        *(["results/detection/summary.tsv"] if DETECTION["enabled"] else []),
+        *(
+            expand("results/figures/images/{scenario}.png", scenario=SCENARIOS)
+            if config["image_review"]["enabled"]
+            else []
+        ),
     ]
 
 

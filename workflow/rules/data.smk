@@ -54,6 +54,7 @@ rule cohort:
         qc="results/data/qc.tsv",
     output:
         cohort="results/data/cohort.tsv",
+        held_out="results/data/held_out.tsv",
         table1=report(
             "results/data/table1.tsv",
             caption="../report/table1.rst",
@@ -79,5 +80,6 @@ rule cohort:
         pseudo_groups=config["cohort"]["pseudo_groups"],
         balance=config["cohort"]["balance"],
         attributes=cohort_attributes(),
+        holdout=holdout_params(),
     script:
         "../scripts/cohort.py"

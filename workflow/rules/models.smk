@@ -1,7 +1,38 @@
+# ImageNet's role, offline: one ResNet-18 trained on patients held out of the
+# cohort; every density model and subgroup classifier fine-tunes a copy of it.
+rule pretrain_backbone:
+    input:
+        cache="results/cache/images.npy",
+        index="results/cache/index.tsv",
+        cohort="results/data/held_out.tsv",
+    output:
+        model="results/backbone/model.pt",
+        predictions="results/backbone/predictions.tsv",
+        features="results/backbone/features.npy",
+        features_index="results/backbone/features.tsv",
+        history="results/backbone/history.tsv",
+    log:
+        "logs/backbone.log",
+    priority: 20
+    conda:
+        "../../envs/train.yaml"
+    # Nothing else can run while it trains: it takes both cores.
+    threads: 2 * config["train"]["threads"]
+    resources:
+        **gpu_job(mem_mb=4000, runtime=240),
+    params:
+        target={"kind": "attribute", "column": config["backbone"]["target"]},
+        train=backbone_settings(config),
+        checkpoint="results/backbone/checkpoint.pt",
+    script:
+        "../scripts/train.py"
+
+
 # Density models first: with two cores, the two shorter subgroup classifiers then
 # fill the gap next to the last density model instead of running after it.
 rule train_density:
     input:
+        unpack(backbone_weights),
         cache="results/cache/images.npy",
         index="results/cache/index.tsv",
         cohort="results/data/cohort.tsv",
@@ -30,6 +61,7 @@ rule train_density:
 
 rule train_separability:
     input:
+        unpack(backbone_weights),
         cache="results/cache/images.npy",
         index="results/cache/index.tsv",
         cohort="results/data/cohort.tsv",

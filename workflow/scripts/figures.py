@@ -1,7 +1,5 @@
 """The report's figures: feature-space KDE grid and the threshold shift."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from labelbias.plots import feature_kde_grid, threshold_figure
@@ -10,9 +8,9 @@ from labelbias.smk import read_tsv, run
 
 def main(snakemake):
     scenarios = list(snakemake.params.scenarios)
-    pc1 = {Path(p).stem: read_tsv(p, dtype={"image_id": str}) for p in snakemake.input.pc1}
+    pc1 = {s: read_tsv(p, dtype={"image_id": str}) for s, p in zip(scenarios, snakemake.input.pc1, strict=True)}
     targets = {name: tuple(target) if target else (None, None) for name, target in snakemake.params.targets.items()}
-    feature_kde_grid({s: pc1[s] for s in scenarios}, targets, snakemake.params.baseline, snakemake.output.features)
+    feature_kde_grid(pc1, targets, snakemake.params.baseline, snakemake.output.features)
 
     scores = {}
     for scenario, predictions, labels in zip(scenarios, snakemake.input.predictions, snakemake.input.labels, strict=True):

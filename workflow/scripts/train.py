@@ -25,9 +25,13 @@ def main(snakemake):
     settings = TrainSettings(**dict(snakemake.params.train), threads=snakemake.threads)
     checkpoint = Path(snakemake.params.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    backbone = None
+    if "backbone" in snakemake.input.keys():
+        backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
+        log.info("starting from the backbone %s", snakemake.input.backbone)
     log.info("target %s, %d classes from column %s, settings %s", target, frame[target["column"]].nunique(), target["column"], settings)
     result, classes, predictions, features, features_index = train_target(
-        frame, target["column"], open_cache(snakemake.input.cache), settings, checkpoint
+        frame, target["column"], open_cache(snakemake.input.cache), settings, checkpoint, backbone
     )
     log.info("best epoch %d, validation AUC %.4f", result.best_epoch, result.best_val_auc)
     torch.save({"state_dict": result.model.state_dict(), "classes": classes, "best_epoch": result.best_epoch}, snakemake.output.model)

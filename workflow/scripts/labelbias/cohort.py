@@ -215,6 +215,36 @@ def split_patients(
     return split
 
 
+def hold_out_patients(
+    images: pd.DataFrame, share: float, val_share: float, seed: int, stratify: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep a share of patients out of the study cohort, to pretrain a backbone on.
+
+    Returns (the images of the remaining patients, the held-out images with a
+    ``split`` of train or val for the backbone's own model selection). No held-out
+    patient can reach the cohort's train, val or test split. With ``share`` 0 every
+    image stays and the held-out table is empty.
+    """
+    if share <= 0:
+        return images.copy(), images.iloc[:0].assign(split=pd.Series(dtype=str))
+    side = images["patient_id"].map(split_patients(images, {"cohort": 1 - share, "holdout": share}, seed, stratify))
+    rest = images[side == "cohort"].reset_index(drop=True)
+    held = images[side == "holdout"].reset_index(drop=True)
+    if held.empty or rest.empty:
+        raise DataQualityError(
+            f"backbone.holdout {share:g} leaves {held['patient_id'].nunique()} held-out and "
+            f"{rest['patient_id'].nunique()} cohort patients: both need some"
+        )
+    inner = split_patients(held, {"train": 1 - val_share, "val": val_share}, seed + 1, stratify)
+    held["split"] = held["patient_id"].map(inner)
+    if set(held["split"]) != {"train", "val"}:
+        raise DataQualityError(
+            f"the {held['patient_id'].nunique()} held-out patients are too few for a train and a val part "
+            "(raise backbone.holdout or the number of patients)"
+        )
+    return rest, held
+
+
 def assert_patient_disjoint(cohort: pd.DataFrame) -> None:
     """Refuse a cohort in which one patient's images fall in two splits."""
     per_patient = cohort.groupby("patient_id")["split"].nunique()

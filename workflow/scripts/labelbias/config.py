@@ -76,7 +76,14 @@ def check_config(config: dict[str, Any]) -> None:
                     f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
                 )
 
-    for key in ("separability", "probe", "evaluation"):
+    if config["detection"]["enabled"] and config["detection"]["model"] == "linear":
+        if config["backbone"]["init"] == "scratch":
+            raise ConfigError(
+                "detection.model: 'linear' reads frozen backbone features, but backbone.init is 'scratch' "
+                "(random features); use backbone.init pretrain or imagenet, or detection.model finetune"
+            )
+
+    for key in ("separability", "probe", "evaluation", "detection"):
         for attribute in config[key]["attributes"]:
             if attribute not in known_attributes:
                 raise ConfigError(
@@ -145,16 +152,54 @@ def bias_spec(params: dict[str, Any]) -> BiasSpec:
     )
 
 
+# backbone.init -> the init of every fine-tuned model (model.INITS)
+MODEL_INIT = {"pretrain": "backbone", "imagenet": "imagenet", "scratch": "scratch"}
+
+
+def uses_backbone(config: dict[str, Any]) -> bool:
+    """True when the workflow pretrains its own backbone on held-out patients."""
+    return config["backbone"]["init"] == "pretrain"
+
+
+def holdout_share(config: dict[str, Any]) -> float:
+    """Share of patients kept out of the cohort for the backbone (0 unless init is pretrain)."""
+    return float(config["backbone"]["holdout"]) if uses_backbone(config) else 0.0
+
+
 def train_settings(config: dict[str, Any], target: str = "density") -> dict[str, Any]:
     """Training settings of a density model (``target="density"``) or a subgroup classifier.
 
-    Every scenario gets the same seed: the same initialisation and data order, so
-    scenarios differ only by their labels (paired comparisons).
+    Every scenario gets the same seed and the same starting weights: the same
+    initialisation and data order, so scenarios differ only by their labels
+    (paired comparisons).
     """
     settings = {k: v for k, v in config["train"].items() if k != "threads"}
     if target != "density":
         for key in ("epochs", "lr"):
             if key in config["separability"]:
                 settings[key] = config["separability"][key]
+    settings["init"] = MODEL_INIT[config["backbone"]["init"]]
     settings["seed"] = scenario_seed(int(config["seed"]), "train")
+    return settings
+
+
+def crossfit_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What one cross-fitting job depends on: the linear model's strength, or the fine-tuning recipe."""
+    detection = config["detection"]
+    if detection["model"] == "linear":
+        return {"model": "linear", "c": float(detection["c"])}
+    train = train_settings(config)
+    if "epochs" in detection:
+        train["epochs"] = detection["epochs"]
+    train["seed"] = scenario_seed(int(config["seed"]), "crossfit")
+    return {"model": "finetune", "train": train}
+
+
+def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Training settings of the backbone pretrained on held-out patients (from scratch)."""
+    backbone = config["backbone"]
+    settings = {k: v for k, v in config["train"].items() if k != "threads"}
+    settings.update({key: backbone[key] for key in ("epochs", "lr", "lr_schedule")})
+    settings["init"] = "scratch"
+    settings["seed"] = scenario_seed(int(config["seed"]), "backbone")
     return settings

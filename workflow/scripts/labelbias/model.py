@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
+
+from .errors import DataQualityError
+
+# Where a model's weights start (the study: ImageNet). "backbone" is a ResNet-18 the
+# workflow trained itself on patients held out of the cohort: ImageNet's role, offline.
+INITS = ("scratch", "imagenet", "backbone")
 
 
 def build_resnet18(n_classes: int, pretrained: bool = False) -> nn.Module:
@@ -29,6 +37,35 @@ def grey_stem(stem: nn.Conv2d, keep_weights: bool) -> nn.Conv2d:
         with torch.no_grad():
             grey.weight.copy_(stem.weight.sum(dim=1, keepdim=True))
     return grey
+
+
+def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Copy every weight but the head from another ResNet-18's ``state_dict``.
+
+    The head is the new task's (its classes differ); anything else missing or extra
+    means the file is not a backbone of this network, which is an error.
+    """
+    body = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    missing, unexpected = model.load_state_dict(body, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise DataQualityError(
+            f"the backbone's weights do not fit a one-channel ResNet-18 (missing {missing[:3]}, "
+            f"unexpected {list(unexpected)[:3]})"
+        )
+    return model
+
+
+def initial_model(n_classes: int, init: str, backbone: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """A new ResNet-18 whose weights start as ``init`` says; the head is always new."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; one of {', '.join(INITS)}")
+    model = build_resnet18(n_classes, pretrained=init == "imagenet")
+    if init == "backbone":
+        if backbone is None:
+            raise ValueError("init 'backbone' needs the backbone's weights")
+        load_backbone(model, backbone)
+    return model
 
 
 def penultimate(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

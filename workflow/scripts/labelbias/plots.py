@@ -93,3 +93,95 @@ def threshold_figure(scores: dict[str, pd.DataFrame], thresholds: pd.DataFrame, 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def detection_figure(
+    tables: dict[str, pd.DataFrame], targets: dict[str, tuple[str | None, str | None]], path: str
+) -> None:
+    """Estimated label-error rate per subgroup (95% interval) against the injected rate, one panel per scenario.
+
+    The subgroup a scenario biased is drawn in red; the injected rate (known only
+    because the workflow injected it) is the cross.
+    """
+    scenarios = list(tables)
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(2.6 * len(scenarios), 2.8), sharey=True, squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        table = tables[scenario].reset_index(drop=True)
+        y = np.arange(len(table))[::-1]
+        target = targets.get(scenario, (None, None))
+        biased = ((table["attribute"] == target[0]) & (table["subgroup"] == target[1])).to_numpy()
+        colours = np.where(biased, "#d73027", "#4575b4")
+        errors = np.vstack([table["error_rate"] - table["ci_low"], table["ci_high"] - table["error_rate"]])
+        for i in range(len(table)):
+            ax.errorbar(table["error_rate"][i], y[i], xerr=errors[:, i : i + 1], fmt="o", color=colours[i], ms=4, capsize=2)
+            ax.annotate(f"#{table['rank'][i]}", (table["ci_high"][i], y[i]), xytext=(3, -3),
+                        textcoords="offset points", fontsize=6, color=colours[i])
+        ax.scatter(table["injected_rate"], y, marker="x", color="black", s=18, label="injected", zorder=3)
+        ax.set_yticks(y, list(table["subgroup"]), fontsize=7)
+        for boundary in np.flatnonzero(table["attribute"].to_numpy()[1:] != table["attribute"].to_numpy()[:-1]):
+            ax.axhline(y[boundary] - 0.5, color="#999999", lw=0.5)
+        ax.set_title(scenario, fontsize=9)
+        ax.set_xlabel("label-error rate", fontsize=8)
+        ax.set_xlim(left=0)
+    axes[0][0].legend(fontsize=6, loc="lower right")
+    fig.suptitle("Estimated label-error rate per subgroup (#rank within its attribute); red: the biased subgroup", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _frame_image(ax, image: np.ndarray, colour: str | None) -> None:
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour or "#bbbbbb")
+        spine.set_linewidth(2.5 if colour else 0.5)
+
+
+def image_grid_figure(selection: pd.DataFrame, images: dict[str, np.ndarray], title: str, path: str) -> None:
+    """Rows: subgroups; column blocks: density A-D, each block ``per_cell`` images; flipped images framed red."""
+    rows = list(dict.fromkeys(selection["row"]))
+    columns = ["A", "B", "C", "D"]
+    per_cell = int(selection["position"].max()) + 1 if len(selection) else 1
+    fig, axes = plt.subplots(
+        len(rows), len(columns) * per_cell, figsize=(0.55 * len(columns) * per_cell + 0.6, 0.8 * len(rows) + 0.7),
+        squeeze=False,
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for item in selection.itertuples():
+        ax = axes[rows.index(item.row)][columns.index(item.column) * per_cell + item.position]
+        ax.axis("on")
+        _frame_image(ax, images[item.image_id], "#d73027" if item.flipped else None)
+    for r, row in enumerate(rows):
+        axes[r][0].axis("on")
+        axes[r][0].set_ylabel(row, fontsize=8)
+    for c, column in enumerate(columns):
+        axes[0][c * per_cell].set_title(f"density {column}", fontsize=8, loc="left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.3)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def loss_figure(worst: pd.DataFrame, images: dict[str, np.ndarray], row_attribute: str, title: str, path: str) -> None:
+    """The highest-loss images, worst first, captioned with subgroup, density, given label and score."""
+    n_columns = 8
+    n_rows = max(1, -(-len(worst) // n_columns))
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(1.2 * n_columns, 2.2 * n_rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, item in enumerate(worst.itertuples()):
+        ax = axes[i // n_columns][i % n_columns]
+        ax.axis("on")
+        _frame_image(ax, images[item.image_id], "#d73027" if item.flipped else None)
+        ax.set_title(
+            f"{getattr(item, row_attribute)} {item.density} y={item.label_given}\np1={item.score:.2f}"
+            + (" flipped" if item.flipped else ""),
+            fontsize=6,
+        )
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, h_pad=0.8, rect=(0, 0, 1, 1 - 0.35 / (2.2 * n_rows + 0.5)))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 from .augment import augment_batch
 from .errors import DataQualityError
 from .imaging import CACHE_MAX
-from .model import build_resnet18, penultimate
+from .model import initial_model, penultimate
 
 log = logging.getLogger("labelbias")
 
@@ -42,7 +42,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     seed: int = 0
     augment: bool = True
-    pretrained: bool = False
+    init: str = "scratch"  # scratch, imagenet or backbone (see model.INITS)
     threads: int = 1
     eval_batch_size: int = 256
     max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
@@ -132,7 +132,15 @@ def predict(model: torch.nn.Module, cache: np.ndarray, rows: np.ndarray, batch_s
     return probs, (np.concatenate(features) if with_features else None)
 
 
-def fingerprint(settings: TrainSettings, train_rows: np.ndarray, train_targets: np.ndarray, val_rows: np.ndarray, val_targets: np.ndarray, n_classes: int) -> str:
+def fingerprint(
+    settings: TrainSettings,
+    train_rows: np.ndarray,
+    train_targets: np.ndarray,
+    val_rows: np.ndarray,
+    val_targets: np.ndarray,
+    n_classes: int,
+    backbone: Mapping[str, torch.Tensor] | None = None,
+) -> str:
     """Identifies a training run: a checkpoint is only resumed by the run that wrote it."""
     digest = hashlib.sha256()
     settings_for_hash = {k: v for k, v in asdict(settings).items() if k not in ("threads", "eval_batch_size")}
@@ -140,6 +148,9 @@ def fingerprint(settings: TrainSettings, train_rows: np.ndarray, train_targets: 
     for array in (train_rows, train_targets, val_rows, val_targets):
         digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     digest.update(str(n_classes).encode())
+    for name, tensor in sorted((backbone or {}).items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -159,18 +170,24 @@ def fit(
     settings: TrainSettings,
     checkpoint: Path | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
+    backbone: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train and return the model of the epoch with the best validation AUC."""
+    """Train and return the model of the epoch with the best validation AUC.
+
+    Without validation images (cross-fitting has no labels left to select on) every
+    epoch's AUC is NaN and the last epoch is kept. ``backbone`` holds the starting
+    weights when ``settings.init`` is "backbone".
+    """
     torch.set_num_threads(max(1, settings.threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
     dev = device()
     torch.manual_seed(settings.seed)
-    model = build_resnet18(n_classes, pretrained=settings.pretrained).to(dev)
+    model = initial_model(n_classes, settings.init, backbone).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
-    key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes)
+    key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
 
     start_epoch, best_auc, best_epoch = 1, -np.inf, 0
     best_state: dict[str, torch.Tensor] = {}
@@ -216,8 +233,11 @@ def fit(
             seen += len(positions)
             loss_sum += float(loss.detach()) * len(positions)
         train_seconds = time.perf_counter() - started
-        probabilities, _ = predict(model, cache, val_rows, settings.eval_batch_size)
-        auc = validation_auc(val_targets, probabilities)
+        if len(val_rows):
+            probabilities, _ = predict(model, cache, val_rows, settings.eval_batch_size)
+            auc = validation_auc(val_targets, probabilities)
+        else:
+            auc = float("nan")
         record = {
             "epoch": float(epoch),
             "loss": loss_sum / max(seen, 1),
@@ -230,7 +250,7 @@ def fit(
             "epoch %d/%d  loss %.4f  val AUC %.4f  %.1f images/s",
             epoch, settings.epochs, record["loss"], auc, record["images_per_second"],
         )
-        if auc > best_auc:
+        if auc > best_auc or (np.isnan(auc) and epoch == settings.epochs):
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint is not None:
@@ -261,6 +281,7 @@ def train_target(
     cache: np.ndarray,
     settings: TrainSettings,
     checkpoint: Path | None = None,
+    backbone: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[TrainResult, list[str], pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Train on ``frame`` (cohort rows with ``split``, ``cache_row`` and the target column).
 
@@ -275,7 +296,9 @@ def train_target(
     rows = frame["cache_row"].to_numpy()
     split = frame["split"].to_numpy()
     train, val = split == "train", split == "val"
-    result = fit(cache, rows[train], codes[train], rows[val], codes[val], len(classes), settings, checkpoint)
+    result = fit(
+        cache, rows[train], codes[train], rows[val], codes[val], len(classes), settings, checkpoint, backbone=backbone
+    )
 
     evaluated = frame[split != "train"]
     eval_rows = evaluated["cache_row"].to_numpy()

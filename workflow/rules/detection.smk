@@ -1,0 +1,122 @@
+# Detecting subgroup label bias: K-fold cross-fitting (folds by patient) per scenario,
+# then confident learning per scenario, then how well it found the injected flips.
+rule detection_folds:
+    input:
+        cohort="results/data/cohort.tsv",
+    output:
+        folds="results/detection/folds.tsv",
+    log:
+        "logs/detection/folds.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        folds=DETECTION["folds"],
+        seed=scenario_seed(config["seed"], "folds"),
+        stratify=config["cohort"]["stratify"],
+    script:
+        "../scripts/detection_folds.py"
+
+
+rule backbone_features:
+    input:
+        unpack(backbone_weights),
+        cache="results/cache/images.npy",
+        index="results/cache/index.tsv",
+        cohort="results/data/cohort.tsv",
+    output:
+        features="results/detection/features.npy",
+        index="results/detection/features.tsv",
+    log:
+        "logs/detection/features.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **gpu_job(mem_mb=4000, runtime=60),
+    params:
+        init=MODEL_INIT[config["backbone"]["init"]],
+    script:
+        "../scripts/backbone_features.py"
+
+
+rule crossfit:
+    input:
+        unpack(crossfit_inputs),
+        folds="results/detection/folds.tsv",
+        labels="results/labels/{scenario}.tsv",
+    output:
+        probabilities="results/detection/{scenario}/fold{fold}.tsv",
+    log:
+        "logs/detection/{scenario}.fold{fold}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        **crossfit_resources(),
+    params:
+        settings=crossfit_settings(config),
+    script:
+        "../scripts/crossfit.py"
+
+
+rule detect:
+    input:
+        folds=expand(
+            "results/detection/{{scenario}}/fold{fold}.tsv",
+            fold=range(DETECTION["folds"]),
+        ),
+        labels="results/labels/{scenario}.tsv",
+        cohort="results/data/cohort.tsv",
+    output:
+        table=report(
+            "results/detection/{scenario}.tsv",
+            caption="../report/detection.rst",
+            category="6. Detection",
+            labels={"scenario": "{scenario}", "table": "label-error rate per subgroup"},
+        ),
+        images="results/detection/{scenario}.images.tsv",
+    log:
+        "logs/detection/{scenario}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        attributes=DETECTION["attributes"],
+        filter_by=DETECTION["filter_by"],
+        bootstrap=DETECTION["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/detect.py"
+
+
+rule detection_summary:
+    input:
+        tables=expand("results/detection/{scenario}.tsv", scenario=SCENARIOS),
+        images=expand("results/detection/{scenario}.images.tsv", scenario=SCENARIOS),
+    output:
+        summary=report(
+            "results/detection/summary.tsv",
+            caption="../report/detection_summary.rst",
+            category="6. Detection",
+            labels={"scenario": "all", "table": "detection of the injected flips"},
+        ),
+        figure=report(
+            "results/figures/detection.png",
+            caption="../report/detection_figure.rst",
+            category="6. Detection",
+            labels={"scenario": "all", "table": "figure: ranking"},
+        ),
+    log:
+        "logs/detection/summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        scenarios=SCENARIOS,
+        targets=scenario_targets(),
+    script:
+        "../scripts/detection_summary.py"

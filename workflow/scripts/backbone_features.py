@@ -1,0 +1,33 @@
+"""Frozen backbone features of every training and validation image, for cross-fitting."""
+
+import logging
+
+import numpy as np
+import torch
+
+from labelbias.cache import open_cache
+from labelbias.model import initial_model
+from labelbias.smk import read_tsv, run, write_tsv
+from labelbias.train import predict
+
+log = logging.getLogger("labelbias")
+
+
+def main(snakemake):
+    torch.set_num_threads(snakemake.threads)
+    cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})
+    index = read_tsv(snakemake.input.index, dtype={"image_id": str})
+    pool = cohort[cohort["split"] != "test"][["image_id"]].merge(index, on="image_id", validate="one_to_one")
+    backbone = None
+    if "backbone" in snakemake.input.keys():
+        backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
+    model = initial_model(2, snakemake.params.init, backbone)
+    _, features = predict(model, open_cache(snakemake.input.cache), pool["cache_row"].to_numpy(), with_features=True)
+    assert features is not None
+    log.info("%d images, features %s from a %s backbone", len(pool), features.shape, snakemake.params.init)
+    with open(snakemake.output.features, "wb") as handle:
+        np.save(handle, features.astype(np.float32))
+    write_tsv(pool[["image_id"]].assign(feature_row=np.arange(len(pool))), snakemake.output.index)
+
+
+run(main, snakemake)  # noqa: F821
