@@ -82,3 +82,15 @@ def test_empty_or_unknown_subgroup_is_a_clear_error(cohort):
         inject_bias(cohort, BiasSpec(attribute="manufacturer", subgroup="SIEM"))
     with pytest.raises(DataQualityError, match="bias attribute 'scanner' is not a cohort column"):
         inject_bias(cohort, BiasSpec(attribute="scanner", subgroup="X"))
+
+
+@pytest.mark.parametrize("mode", ["patient", "image"])
+def test_higher_rates_flip_a_superset_with_the_same_seed(cohort, mode):
+    flipped = {}
+    for rate in (0.1, 0.3, 0.5, 1.0):
+        spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=rate, mode=mode, seed=11)
+        flipped[rate] = set(cohort.loc[inject_bias(cohort, spec)["flipped"].to_numpy() == 1, "image_id"])
+    assert flipped[0.1] <= flipped[0.3] <= flipped[0.5] <= flipped[1.0]
+    assert len(flipped[0.1]) < len(flipped[0.5])
+    eligible = cohort[(cohort["manufacturer"] == "HOLO") & (cohort["density"] == "C")]
+    assert flipped[1.0] == set(eligible["image_id"])

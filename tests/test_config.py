@@ -16,8 +16,10 @@ from labelbias.config import (
     crossfit_settings,
     holdout_share,
     scenario_bias,
+    separability_runs,
     train_settings,
 )
+from labelbias.runs import plan_runs
 from labelbias.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +123,50 @@ def test_models_start_from_the_backbone_and_held_out_share_follows_init():
     config["detection"]["model"] = "finetune"
     check_config(config)  # fine-tuned cross-fitting needs no frozen features
     assert crossfit_settings(config)["train"]["init"] == "scratch"
+
+
+def test_runs_grid_adds_seeds_and_rates_without_renaming_existing_runs():
+    config = load_default()
+    assert list(plan_runs(config)) == ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
+    before = {name: (scenario_bias(config, name), train_settings(config, "density", run.replicate))
+              for name, run in plan_runs(config).items()}
+    config["replicates"]["seeds"] = 2
+    config["dose_response"].update(enabled=True, rates=[0.1, 0.3, 0.5], scenarios=["FUJI"])
+    runs = plan_runs(config)
+    assert set(before) <= set(runs)
+    # the scenarios' own runs keep their settings: switching the axes on reruns nothing
+    for name, (bias, train) in before.items():
+        assert scenario_bias(config, name) == bias and train_settings(config, "density", runs[name].replicate) == train
+    assert {"clean@seed1", "FUJI@rate0.1", "FUJI@rate0.5", "FUJI@rate0.1@seed1", "HOLO@seed1"} <= set(runs)
+    assert "FUJI@rate0.3" not in runs and "HOLO@rate0.1" not in runs  # 0.3 is FUJI's own rate; HOLO is not dosed
+    assert len(runs) == 2 * (5 + 2)
+    low, own = scenario_bias(config, "FUJI@rate0.1"), scenario_bias(config, "FUJI")
+    assert low["rate"] == 0.1 and low["seed"] == own["seed"]  # nested flips: same draw, lower rate
+    assert scenario_bias(config, "FUJI@seed1")["seed"] != own["seed"]
+    assert train_settings(config, "density", 1)["seed"] != train_settings(config, "density", 0)["seed"]
+
+
+def test_separability_runs_cover_perturbations_and_seeds():
+    config = load_default()
+    assert separability_runs(config) == {"manufacturer": ("manufacturer", "", 0), "pseudo_subgroup": ("pseudo_subgroup", "", 0)}
+    config["perturbation"].update(enabled=True, attributes=["race"], list=[{"kind": "lowpass", "strength": 4}])
+    config["replicates"]["seeds"] = 2
+    runs = separability_runs(config)
+    assert runs["race@lowpass4@seed1"] == ("race", "lowpass4", 1) and runs["race"] == ("race", "", 0)
+    assert len(runs) == 2 * (2 + 1 + 1)
+
+
+@pytest.mark.parametrize(
+    "edit,key",
+    [
+        (lambda c: c["dose_response"].update(scenarios=["clean"]), "dose_response.scenarios: 'clean' is not a bias scenario"),
+        (lambda c: c["perturbation"].update(list=[{"kind": "crop", "strength": 1.5}]), r"perturbation.list\[0\]: crop keeps a share"),
+        (lambda c: c["perturbation"].update(list=[{"kind": "noise", "strength": 0.1}, {"kind": "noise", "strength": 0.10}]), "listed twice"),
+        (lambda c: c["perturbation"].update(attributes=["scanner"]), "perturbation.attributes: unknown attribute 'scanner'"),
+    ],
+)
+def test_grid_errors_name_the_key(edit, key):
+    config = load_default()
+    edit(config)
+    with pytest.raises(ConfigError, match=key):
+        check_config(config)

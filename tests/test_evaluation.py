@@ -7,13 +7,17 @@ import pandas as pd
 import pytest
 
 from labelbias.evaluation import (
-    assemble_table2,
+    TABLE2_COLUMNS,
     bootstrap_rates,
+    compare_to_baseline,
+    dose_response,
     evaluate_scenario,
+    table2,
     table2_layout,
     threshold_at_fpr,
 )
 from labelbias.features import oriented_pc1
+from labelbias.findings import check_findings
 
 
 def test_threshold_is_the_roc_point_closest_to_the_target_fpr():
@@ -47,8 +51,8 @@ def _scenario(seed: int = 0, n_patients: int = 400):
 
 def test_evaluation_uses_clean_test_labels_and_the_chosen_validation_labels():
     predictions, labels, cohort = _scenario()
-    clean = evaluate_scenario(predictions, labels, cohort, "clean", ["manufacturer"], 0.1, 200, 0)
-    biased = evaluate_scenario(predictions, labels, cohort, "biased", ["manufacturer"], 0.1, 200, 0)
+    clean, counts = evaluate_scenario(predictions, labels, cohort, "clean", ["manufacturer"], 0.1, 200, 0)
+    biased, _ = evaluate_scenario(predictions, labels, cohort, "biased", ["manufacturer"], 0.1, 200, 0)
     # flipped positives count as negatives with biased labels: the threshold can only rise
     assert biased["threshold"].iloc[0] >= clean["threshold"].iloc[0]
     overall = clean[clean["attribute"] == "all"].iloc[0]
@@ -61,6 +65,11 @@ def test_evaluation_uses_clean_test_labels_and_the_chosen_validation_labels():
     val = predictions[predictions["split"] == "val"].merge(labels, on="image_id")
     val_fpr = (val.loc[val["label_clean"] == 0, "score"] >= overall["threshold"]).mean()
     assert val_fpr == pytest.approx(0.1, abs=0.01)
+    # the per-patient counts add up to the table's rates
+    for row in clean.itertuples():
+        part = counts[(counts["attribute"] == row.attribute) & (counts["subgroup"] == row.subgroup)]
+        assert part["tp"].sum() / part["pos"].sum() == pytest.approx(row.tpr)
+        assert part["pos"].sum() == row.n_pos and part["patient_id"].nunique() == row.n_patients
 
 
 def test_patient_bootstrap_narrows_with_more_patients():
@@ -76,27 +85,107 @@ def test_patient_bootstrap_narrows_with_more_patients():
     assert width(400) < width(50)
 
 
-def test_table2_changes_are_relative_to_the_baseline_for_both_sources():
-    predictions, labels, cohort = _scenario()
-    per = {}
-    for name, shift in (("clean", 0.0), ("GEMS", -0.1)):
+def _evaluations(shifts: dict[str, float], seed: int = 0):
+    """Evaluations of runs whose GEMS scores are lowered by a shift (run -> shift), both threshold sources."""
+    predictions, labels, cohort = _scenario(seed)
+    evaluations = {}
+    for name, shift in shifts.items():
         shifted = predictions.assign(score=(predictions["score"] + shift * (cohort["manufacturer"] == "GEMS")).clip(0, 1))
-        biased_labels = labels if name != "clean" else labels.assign(label_biased=labels["label_clean"], flipped=0)
-        per[name] = pd.concat(
-            [evaluate_scenario(shifted, biased_labels, cohort, s, ["manufacturer"], 0.1, 50, 0) for s in ("clean", "biased")]
-        )
-    table = assemble_table2(per, "clean")
+        run_labels = labels if shift else labels.assign(label_biased=labels["label_clean"], flipped=0)
+        for source in ("clean", "biased"):
+            evaluations[(name, source)] = evaluate_scenario(shifted, run_labels, cohort, source, ["manufacturer"], 0.1, 300, 0)
+    return evaluations
+
+
+def test_table2_changes_are_paired_with_the_baseline_for_both_sources():
+    evaluations = _evaluations({"clean": 0.0, "GEMS": -0.1})
+    table = table2(evaluations, {"clean": ("clean", 0), "GEMS": ("GEMS", 0)}, "clean", 300, 0)
+    assert list(table.columns[: len(TABLE2_COLUMNS)]) == TABLE2_COLUMNS
     base = table[table["scenario"] == "clean"]
-    assert set(base["threshold_source"]) == {"clean", "biased"}
+    assert list(base["threshold_source"]) == ["clean"] * 4 + ["biased"] * 4
     assert (base["tpr_change_pct"] == 0).all() and (base["fpr_change_pct"] == 0).all()
+    assert (base["tpr_change_ci_low"] == 0).all() and not base["tpr_change_supported"].any()
     row = table[(table["scenario"] == "GEMS") & (table["threshold_source"] == "clean") & (table["subgroup"] == "GEMS")].iloc[0]
     reference = base[(base["threshold_source"] == "clean") & (base["subgroup"] == "GEMS")].iloc[0]
+    assert row["tpr_change"] == pytest.approx(row["tpr"] - reference["tpr"])
     assert row["tpr_change_pct"] == pytest.approx(100 * (row["tpr"] - reference["tpr"]) / reference["tpr"])
-    assert row["tpr"] < reference["tpr"]
+    assert row["tpr_change_ci_high"] < 0 and row["tpr_change_supported"]
+    assert row["tpr_ci_low"] <= row["tpr"] <= row["tpr_ci_high"] and row["n_seeds"] == 1
+    # one run: Table 2's rates are the run's own
+    own = evaluations[("GEMS", "clean")][0].set_index("subgroup").loc["GEMS"]
+    assert row["tpr"] == pytest.approx(own["tpr"]) and row["threshold"] == pytest.approx(own["threshold"])
     layout = table2_layout(table, "manufacturer", ["clean", "GEMS"], "clean")
     assert list(layout["bias in"]) == ["clean", "GEMS", "GEMS"]
     assert list(layout.columns[2:]) == ["TPR FUJI", "TPR GEMS", "TPR HOLO", "FPR FUJI", "FPR GEMS", "FPR HOLO"]
     assert "%" in layout.iloc[1]["TPR GEMS"] and "%" not in layout.iloc[0]["TPR GEMS"]
+    assert layout.iloc[1]["TPR GEMS"].startswith("<b>")  # a supported change is marked
+
+
+def test_paired_interval_is_narrower_than_the_separate_ones():
+    evaluations = _evaluations({"clean": 0.0, "GEMS": -0.02})
+    pick = lambda run: [c[(c["attribute"] == "manufacturer") & (c["subgroup"] == "GEMS")] for c in [evaluations[(run, "clean")][1]]]
+    result = compare_to_baseline(pick("GEMS"), pick("clean"), 500, np.random.default_rng(0))
+    paired = result["tpr_change_ci_high"] - result["tpr_change_ci_low"]
+    separate = result["tpr_ci_high"] - result["tpr_ci_low"]
+    assert 0 < paired < separate
+
+
+def test_replicates_average_and_widen_the_interval():
+    first, second = _evaluations({"clean": 0.0, "GEMS": -0.1}, seed=0), _evaluations({"clean": 0.0, "GEMS": -0.05}, seed=1)
+    both = {**first, **{(f"{run}@seed1", source): value for (run, source), value in second.items()}}
+    runs = {"clean": ("clean", 0), "GEMS": ("GEMS", 0), "clean@seed1": ("clean", 1), "GEMS@seed1": ("GEMS", 1)}
+    table = table2(both, runs, "clean", 300, 0)
+    one = table2(first, {"clean": ("clean", 0), "GEMS": ("GEMS", 0)}, "clean", 300, 0)
+    other = table2(second, {"clean": ("clean", 0), "GEMS": ("GEMS", 0)}, "clean", 300, 0)
+    key = (table["scenario"] == "GEMS") & (table["threshold_source"] == "clean") & (table["subgroup"] == "GEMS")
+    row, a, b = table[key].iloc[0], one[key].iloc[0], other[key].iloc[0]
+    assert row["n_seeds"] == 2
+    assert row["tpr_change"] == pytest.approx((a["tpr_change"] + b["tpr_change"]) / 2)
+    assert row["tpr_change_ci_low"] <= min(a["tpr_change"], b["tpr_change"]) + 1e-9
+
+
+def test_dose_response_change_grows_with_the_rate():
+    evaluations = {}
+    runs = {}
+    for rate in (0.1, 0.3, 0.5):
+        name = f"GEMS@rate{rate:g}"
+        for (run, source), value in _evaluations({"clean": 0.0, name: -0.4 * rate}).items():
+            evaluations[(run, source)] = value
+        runs[name] = ("GEMS", rate, 0)
+    table = dose_response(evaluations, runs, {0: "clean"}, 200, 0)
+    gems = table[(table["subgroup"] == "GEMS") & (table["threshold_source"] == "clean")].sort_values("rate")
+    assert list(gems["rate"]) == [0.1, 0.3, 0.5]
+    assert gems["tpr_change"].is_monotonic_decreasing and gems["tpr_change"].iloc[-1] < 0
+
+
+def _findings_row(scenario, source, subgroup, tpr_change, fpr_change, width=0.01):
+    return {"scenario": scenario, "threshold_source": source, "attribute": "manufacturer", "subgroup": subgroup,
+            "tpr": 0.9 + tpr_change, "fpr": 0.1 + fpr_change, "tpr_change": tpr_change, "fpr_change": fpr_change,
+            "tpr_change_ci_low": tpr_change - width, "tpr_change_ci_high": tpr_change + width,
+            "fpr_change_ci_low": fpr_change - width, "fpr_change_ci_high": fpr_change + width}
+
+
+def test_findings_class_each_scenario_and_check_its_pattern():
+    rows = []
+    for source in ("clean", "biased"):
+        # FUJI (separable minority): FUJI falls, others barely move
+        rows += [_findings_row("FUJI", source, "FUJI", -0.15, -0.05), _findings_row("FUJI", source, "GEMS", -0.01, 0.0),
+                 _findings_row("FUJI", source, "HOLO", 0.0, 0.0)]
+    # HOLO (separable majority), biased threshold: all fall, but FUJI more than HOLO -> (c) fails
+    rows += [_findings_row("HOLO", "biased", "FUJI", -0.2, -0.05), _findings_row("HOLO", "biased", "GEMS", -0.1, -0.05),
+             _findings_row("HOLO", "biased", "HOLO", -0.15, -0.05)]
+    table2_rows = pd.DataFrame(rows)
+    separability = {"manufacturer": pd.DataFrame({"subgroup": ["FUJI", "GEMS", "HOLO"], "auc": [0.99, 0.99, 0.99]})}
+    shares = {"manufacturer": pd.Series({"FUJI": 0.2, "GEMS": 0.25, "HOLO": 0.55})}
+    targets = {"clean": None, "FUJI": ("manufacturer", "FUJI"), "HOLO": ("manufacturer", "HOLO")}
+    found = check_findings(table2_rows, targets, separability, shares).set_index(["scenario", "threshold_source"])
+    assert found.loc[("FUJI", "clean"), "finding"] == "b" and found.loc[("FUJI", "clean"), "holds"] == "yes"
+    assert found.loc[("HOLO", "biased"), "finding"] == "c" and found.loc[("HOLO", "biased"), "holds"] == "no"
+    assert "FUJI TPR 0.900->0.750 (-0.150 [-0.160, -0.140])" in found.loc[("FUJI", "biased"), "observed"]
+    # a non-separable target (AUC 0.5) is finding (a)
+    separability["manufacturer"]["auc"] = 0.5
+    found = check_findings(table2_rows, targets, separability, shares).set_index(["scenario", "threshold_source"])
+    assert found.loc[("FUJI", "clean"), "finding"] == "a" and found.loc[("FUJI", "clean"), "holds"] == "no"
 
 
 def test_pc1_is_oriented_by_the_score_and_standardised():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from labelbias.separability import patient_bootstrap_auc, probe_subgroup_information, separability_table
 
@@ -56,3 +57,21 @@ def test_probe_finds_information_only_where_it_is():
     auc = table.set_index(["attribute", "subgroup"])["auc"]
     assert auc[("manufacturer", "FUJI")] > 0.95
     assert 0.35 < auc[("pseudo_subgroup", "all (macro)")] < 0.65
+
+
+def test_seeds_are_averaged_and_their_spread_widens_the_interval():
+    cohort = _cohort()
+    rng = np.random.default_rng(3)
+    runs = []
+    for strength in (0.3, 0.9):  # a weak and a strong classifier: two seeds that disagree
+        frame = cohort[["image_id", "split"]].copy()
+        for vendor in ["HOLO", "GEMS", "FUJI"]:
+            frame[f"prob_{vendor}"] = strength * (cohort["manufacturer"] == vendor) + rng.random(len(cohort))
+        runs.append(frame)
+    single = [separability_table(r, cohort, "manufacturer", n_boot=200, seed=0).set_index("subgroup") for r in runs]
+    both = separability_table(runs, cohort, "manufacturer", n_boot=200, seed=0).set_index("subgroup")
+    for vendor in ["HOLO", "GEMS", "FUJI"]:
+        assert both.loc[vendor, "auc"] == pytest.approx((single[0].loc[vendor, "auc"] + single[1].loc[vendor, "auc"]) / 2, abs=1e-4)
+        assert both.loc[vendor, "n_seeds"] == 2
+        assert both.loc[vendor, "auc_min_seed"] == single[0].loc[vendor, "auc"]
+        assert both.loc[vendor, "ci_high"] - both.loc[vendor, "ci_low"] > single[1].loc[vendor, "ci_high"] - single[1].loc[vendor, "ci_low"]

@@ -14,15 +14,28 @@ from labelbias.config import (  # noqa: E402
     check_config,
     crossfit_settings,
     holdout_share,
+    perturbation_attributes,
+    perturbations,
     scenario_bias,
+    separability_runs,
     train_settings,
     uses_backbone,
 )
+from labelbias.runs import dose_scenarios, plan_runs  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 check_config(config)
 
 SCENARIOS = list(config["scenarios"])
+BASELINE = config["baseline_scenario"]
+# Every density model: each scenario at its own rate, plus the dose-response rates,
+# each once per seed (labelbias.runs). A scenario's own run carries its name.
+RUNS = plan_runs(config)
+# Every subgroup classifier: attribute x perturbation x seed.
+CLASSIFIERS = separability_runs(config)
+SEPARABILITY_ATTRIBUTES = list(
+    dict.fromkeys(attribute for attribute, _, _ in CLASSIFIERS.values())
+)
 THRESHOLD_SOURCES = list(config["evaluation"]["threshold_sources"])
 N_SHARDS = int(config["preprocess"]["shards"])
 SYNTHETIC = config["data"]["source"] == "synthetic"
@@ -31,6 +44,8 @@ SYNTHETIC_ROOT = "results/synthetic"
 
 CLUSTER = config["cluster"]
 DETECTION = config["detection"]
+DOSE_RESPONSE = config["dose_response"]["enabled"]
+PERTURBATION = config["perturbation"]["enabled"]
 
 
 # Small table and plot jobs stay on the submitting host under `--profile slurm`.
@@ -42,17 +57,92 @@ localrules:
     detection_summary,
     image_review,
     separability_table,
+    perturbation_table,
     table2,
+    findings,
+    dose_response,
     figures,
     provenance,
 
 
+def _one_of(names):
+    return "|".join(re.escape(name) for name in names)
+
+
 wildcard_constraints:
-    scenario="|".join(re.escape(name) for name in SCENARIOS),
+    run=_one_of(RUNS),
+    scenario=_one_of(SCENARIOS),
+    classifier=_one_of(CLASSIFIERS),
+    attribute=_one_of(SEPARABILITY_ATTRIBUTES),
     shard=r"\d+",
     fold=r"\d+",
-    attribute=r"[a-z][a-z0-9_]*",
     threshold_source="clean|biased",
+
+
+def runs_where(**wanted):
+    """Names of the runs whose fields (scenario, replicate, base_rate, ...) have the wanted values."""
+    return [
+        name
+        for name, run in RUNS.items()
+        if all(getattr(run, field) == value for field, value in wanted.items())
+    ]
+
+
+def table2_runs():
+    """Runs at their scenario's own rate -> (scenario, replicate): what Table 2 averages."""
+    return {
+        name: (run.scenario, run.replicate)
+        for name, run in RUNS.items()
+        if run.base_rate
+    }
+
+
+def dose_runs():
+    """Runs on the dose-response axis -> (scenario, rate, replicate)."""
+    dosed = set(dose_scenarios(config))
+    return {
+        name: (run.scenario, run.rate, run.replicate)
+        for name, run in RUNS.items()
+        if run.scenario in dosed
+    }
+
+
+def baseline_runs():
+    """Replicate -> the baseline scenario's run of that replicate."""
+    return {
+        run.replicate: name
+        for name, run in RUNS.items()
+        if run.scenario == BASELINE and run.base_rate
+    }
+
+
+def evaluations(runs):
+    """Every evaluation table and count file of the given runs."""
+    return expand(
+        "results/eval/{run}/{threshold_source}{kind}",
+        run=runs,
+        threshold_source=THRESHOLD_SOURCES,
+        kind=[".tsv", ".counts.tsv"],
+    )
+
+
+def classifier_settings(wildcards):
+    """What one subgroup classifier depends on: its target, seed and perturbation."""
+    attribute, perturbation, replicate = CLASSIFIERS[wildcards.classifier]
+    return {
+        "target": {"kind": "attribute", "column": attribute},
+        "train": train_settings(config, "separability", replicate),
+        "perturbation": perturbations(config)[perturbation] if perturbation else None,
+    }
+
+
+def classifier_predictions(attribute, perturbation=""):
+    """Predictions of every seed's classifier of one attribute (and perturbation)."""
+    return [
+        f"results/separability/{name}/predictions.tsv"
+        for name, run in CLASSIFIERS.items()
+        if run[0] == attribute and run[1] == perturbation
+    ]
 
 
 def embed_tables(wildcards):
@@ -149,14 +239,15 @@ def final_outputs():
         "results/data/table1.tsv",
         "results/data/split_summary.tsv",
         "results/cache/images.npy",
-        *expand("results/labels/{scenario}.tsv", scenario=SCENARIOS),
-        *expand("results/models/{scenario}/predictions.tsv", scenario=SCENARIOS),
+        *expand("results/labels/{run}.tsv", run=RUNS),
+        *expand("results/models/{run}/predictions.tsv", run=RUNS),
         *expand("results/probe/{scenario}.tsv", scenario=SCENARIOS),
         *expand(
             "results/separability/{attribute}.tsv",
             attribute=config["separability"]["attributes"],
         ),
         "results/eval/table2.tsv",
+        "results/eval/findings.tsv",
         "results/figures/feature_space.png",
         "results/provenance.html",
         *(["results/detection/summary.tsv"] if DETECTION["enabled"] else []),
@@ -165,6 +256,8 @@ def final_outputs():
             if config["image_review"]["enabled"]
             else []
         ),
+        *(["results/eval/dose_response.tsv"] if DOSE_RESPONSE else []),
+        *(["results/perturbation/separability.tsv"] if PERTURBATION else []),
     ]
 
 

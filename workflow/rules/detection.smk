@@ -74,7 +74,10 @@ rule detect:
             "results/detection/{scenario}.tsv",
             caption="../report/detection.rst",
             category="6. Detection",
-            labels={"scenario": "{scenario}", "table": "label-error rate per subgroup"},
+            labels={
+                "scenario": "{scenario}",
+                "table": "label-error rate per subgroup",
+            },
         ),
         images="results/detection/{scenario}.images.tsv",
     log:

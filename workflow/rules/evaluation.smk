@@ -1,12 +1,13 @@
 rule evaluate:
     input:
-        predictions="results/models/{scenario}/predictions.tsv",
-        labels="results/labels/{scenario}.tsv",
+        predictions="results/models/{run}/predictions.tsv",
+        labels="results/labels/{run}.tsv",
         cohort="results/data/cohort.tsv",
     output:
-        table="results/eval/{scenario}/{threshold_source}.tsv",
+        table="results/eval/{run}/{threshold_source}.tsv",
+        counts="results/eval/{run}/{threshold_source}.counts.tsv",
     log:
-        "logs/eval/{scenario}.{threshold_source}.log",
+        "logs/eval/{run}.{threshold_source}.log",
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -22,11 +23,7 @@ rule evaluate:
 
 rule table2:
     input:
-        tables=expand(
-            "results/eval/{scenario}/{threshold_source}.tsv",
-            scenario=SCENARIOS,
-            threshold_source=THRESHOLD_SOURCES,
-        ),
+        evaluations=evaluations(table2_runs()),
     output:
         table=report(
             "results/eval/table2.tsv",
@@ -40,19 +37,88 @@ rule table2:
             category="3. Table 2",
             labels={"table": "as in the paper"},
         ),
+        by_seed="results/eval/table2_by_seed.tsv",
     log:
         "logs/eval/table2.log",
     conda:
         "../../envs/analysis.yaml"
     resources:
-        **cpu_job(mem_mb=2000, runtime=10),
+        **cpu_job(mem_mb=2000, runtime=20),
     params:
-        baseline=config["baseline_scenario"],
+        runs={name: list(value) for name, value in table2_runs().items()},
+        sources=THRESHOLD_SOURCES,
+        baseline=BASELINE,
         scenarios=SCENARIOS,
         attributes=config["evaluation"]["attributes"],
         target_fpr=config["evaluation"]["target_fpr"],
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/table2.py"
+
+
+rule findings:
+    input:
+        table2="results/eval/table2.tsv",
+        separability=expand(
+            "results/separability/{attribute}.tsv",
+            attribute=config["separability"]["attributes"],
+        ),
+        cohort="results/data/cohort.tsv",
+    output:
+        table=report(
+            "results/eval/findings.tsv",
+            caption="../report/findings.rst",
+            category="3. Table 2",
+            labels={"table": "the study's findings, checked"},
+        ),
+    log:
+        "logs/eval/findings.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        attributes=config["separability"]["attributes"],
+        targets=scenario_targets(),
+        baseline=BASELINE,
+        separable_auc=config["evaluation"]["separable_auc"],
+        no_change=config["evaluation"]["no_change"],
+    script:
+        "../scripts/findings.py"
+
+
+rule dose_response:
+    input:
+        evaluations=evaluations([*dose_runs(), *baseline_runs().values()]),
+    output:
+        table=report(
+            "results/eval/dose_response.tsv",
+            caption="../report/dose_response.rst",
+            category="3. Table 2",
+            labels={"table": "dose-response"},
+        ),
+        figure=report(
+            "results/figures/dose_response.png",
+            caption="../report/dose_response_figure.rst",
+            category="4. Figures",
+            labels={"figure": "dose-response"},
+        ),
+    log:
+        "logs/eval/dose_response.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=20),
+    params:
+        runs={name: list(value) for name, value in dose_runs().items()},
+        baseline_runs=baseline_runs(),
+        sources=THRESHOLD_SOURCES,
+        targets=scenario_targets(),
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/dose_response.py"
 
 
 rule pc1:
@@ -82,7 +148,11 @@ rule figures:
             "results/models/{scenario}/predictions.tsv", scenario=SCENARIOS
         ),
         labels=expand("results/labels/{scenario}.tsv", scenario=SCENARIOS),
-        table2="results/eval/table2.tsv",
+        thresholds=expand(
+            "results/eval/{scenario}/{threshold_source}.tsv",
+            scenario=SCENARIOS,
+            threshold_source=THRESHOLD_SOURCES,
+        ),
     output:
         features=report(
             "results/figures/feature_space.png",
@@ -104,7 +174,7 @@ rule figures:
         **cpu_job(mem_mb=2000, runtime=10),
     params:
         scenarios=SCENARIOS,
-        baseline=config["baseline_scenario"],
+        baseline=BASELINE,
         targets=scenario_targets(),
     script:
         "../scripts/figures.py"

@@ -23,6 +23,7 @@ rule pretrain_backbone:
     params:
         target={"kind": "attribute", "column": config["backbone"]["target"]},
         train=backbone_settings(config),
+        perturbation=None,
         checkpoint="results/backbone/checkpoint.pt",
     script:
         "../scripts/train.py"
@@ -36,15 +37,15 @@ rule train_density:
         cache="results/cache/images.npy",
         index="results/cache/index.tsv",
         cohort="results/data/cohort.tsv",
-        labels="results/labels/{scenario}.tsv",
+        labels="results/labels/{run}.tsv",
     output:
-        model="results/models/{scenario}/model.pt",
-        predictions="results/models/{scenario}/predictions.tsv",
-        features="results/models/{scenario}/features.npy",
-        features_index="results/models/{scenario}/features.tsv",
-        history="results/models/{scenario}/history.tsv",
+        model="results/models/{run}/model.pt",
+        predictions="results/models/{run}/predictions.tsv",
+        features="results/models/{run}/features.npy",
+        features_index="results/models/{run}/features.tsv",
+        history="results/models/{run}/history.tsv",
     log:
-        "logs/train/{scenario}.log",
+        "logs/train/{run}.log",
     priority: 10
     conda:
         "../../envs/train.yaml"
@@ -53,8 +54,11 @@ rule train_density:
         **gpu_job(mem_mb=4000, runtime=240),
     params:
         target={"kind": "labels", "column": "label_biased"},
-        train=train_settings(config),
-        checkpoint=lambda wildcards: f"results/models/{wildcards.scenario}/checkpoint.pt",
+        train=lambda wildcards: train_settings(
+            config, "density", RUNS[wildcards.run].replicate
+        ),
+        perturbation=None,
+        checkpoint=lambda wildcards: f"results/models/{wildcards.run}/checkpoint.pt",
     script:
         "../scripts/train.py"
 
@@ -66,29 +70,30 @@ rule train_separability:
         index="results/cache/index.tsv",
         cohort="results/data/cohort.tsv",
     output:
-        model="results/separability/{attribute}/model.pt",
-        predictions="results/separability/{attribute}/predictions.tsv",
-        features="results/separability/{attribute}/features.npy",
-        features_index="results/separability/{attribute}/features.tsv",
-        history="results/separability/{attribute}/history.tsv",
+        model="results/separability/{classifier}/model.pt",
+        predictions="results/separability/{classifier}/predictions.tsv",
+        features="results/separability/{classifier}/features.npy",
+        features_index="results/separability/{classifier}/features.tsv",
+        history="results/separability/{classifier}/history.tsv",
     log:
-        "logs/separability/{attribute}.log",
+        "logs/separability/{classifier}.log",
     conda:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
         **gpu_job(mem_mb=4000, runtime=240),
     params:
-        target=lambda wildcards: {"kind": "attribute", "column": wildcards.attribute},
-        train=train_settings(config, "separability"),
-        checkpoint=lambda wildcards: f"results/separability/{wildcards.attribute}/checkpoint.pt",
+        target=lambda wildcards: classifier_settings(wildcards)["target"],
+        train=lambda wildcards: classifier_settings(wildcards)["train"],
+        perturbation=lambda wildcards: classifier_settings(wildcards)["perturbation"],
+        checkpoint=lambda wildcards: f"results/separability/{wildcards.classifier}/checkpoint.pt",
     script:
         "../scripts/train.py"
 
 
 rule separability_table:
     input:
-        predictions="results/separability/{attribute}/predictions.tsv",
+        predictions=lambda wildcards: classifier_predictions(wildcards.attribute),
         cohort="results/data/cohort.tsv",
     output:
         table=report(
@@ -108,6 +113,46 @@ rule separability_table:
         seed=config["seed"],
     script:
         "../scripts/separability_table.py"
+
+
+rule perturbation_table:
+    input:
+        predictions=[
+            f"results/separability/{name}/predictions.tsv"
+            for name, run in CLASSIFIERS.items()
+            if run[0] in perturbation_attributes(config)
+        ],
+        cohort="results/data/cohort.tsv",
+    output:
+        table=report(
+            "results/perturbation/separability.tsv",
+            caption="../report/perturbation_table.rst",
+            category="2. Separability",
+            labels={"attribute": "all", "table": "under perturbation"},
+        ),
+        figure=report(
+            "results/figures/perturbation.png",
+            caption="../report/perturbation_figure.rst",
+            category="2. Separability",
+            labels={"attribute": "all", "table": "figure: under perturbation"},
+        ),
+    log:
+        "logs/separability/perturbation.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=20),
+    params:
+        classifiers={
+            name: list(run)
+            for name, run in CLASSIFIERS.items()
+            if run[0] in perturbation_attributes(config)
+        },
+        perturbations=perturbations(config),
+        bootstrap=config["separability"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/perturbation_table.py"
 
 
 rule probe:

@@ -5,7 +5,7 @@ from labelbias.smk import read_tsv, run, write_tsv
 
 
 def main(snakemake):
-    table = evaluate_scenario(
+    table, counts = evaluate_scenario(
         predictions=read_tsv(snakemake.input.predictions, dtype={"image_id": str}),
         labels=read_tsv(snakemake.input.labels, dtype={"image_id": str}),
         cohort=read_tsv(snakemake.input.cohort, dtype={"image_id": str}),
@@ -16,6 +16,7 @@ def main(snakemake):
         seed=int(snakemake.params.seed),
     )
     write_tsv(table, snakemake.output.table)
+    write_tsv(counts, snakemake.output.counts)
 
 
 run(main, snakemake)  # noqa: F821

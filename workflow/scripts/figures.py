@@ -1,5 +1,7 @@
 """The report's figures: feature-space KDE grid and the threshold shift."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from labelbias.plots import feature_kde_grid, threshold_figure
@@ -16,9 +18,12 @@ def main(snakemake):
     for scenario, predictions, labels in zip(scenarios, snakemake.input.predictions, snakemake.input.labels, strict=True):
         frame = read_tsv(predictions, dtype={"image_id": str}).merge(read_tsv(labels, dtype={"image_id": str}), on="image_id")
         scores[scenario] = frame[frame["split"] == "val"]
-    table2 = read_tsv(snakemake.input.table2)
-    thresholds = table2[table2["attribute"] == "all"][["scenario", "threshold_source", "threshold"]]
-    threshold_figure(scores, pd.DataFrame(thresholds), snakemake.output.thresholds)
+    thresholds = []
+    for path in snakemake.input.thresholds:
+        table = read_tsv(path, dtype={"subgroup": str})
+        thresholds.append(table[table["attribute"] == "all"].assign(scenario=Path(path).parent.name))
+    columns = ["scenario", "threshold_source", "threshold"]
+    threshold_figure(scores, pd.concat(thresholds, ignore_index=True)[columns], snakemake.output.thresholds)
 
 
 run(main, snakemake)  # noqa: F821

@@ -18,7 +18,7 @@ def main(snakemake):
     summary = bias_summary(cohort, labels, spec)
     write_tsv(labels, snakemake.output.labels)
     write_tsv(pd.DataFrame([summary]), snakemake.output.summary)
-    log.info("scenario %s: %s", snakemake.wildcards.scenario, summary)
+    log.info("run %s: %s", snakemake.wildcards.run, summary)
 
 
 run(main, snakemake)  # noqa: F821

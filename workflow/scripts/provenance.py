@@ -8,7 +8,7 @@ import yaml
 
 from labelbias.smk import run
 
-PACKAGES = ["snakemake", "torch", "torchvision", "numpy", "pandas", "scikit-learn", "scipy", "pydicom",
+PACKAGES = ["snakemake", "torch", "torchvision", "numpy", "pandas", "scikit-learn", "cleanlab", "scipy", "pydicom",
             "pylibjpeg-openjpeg", "matplotlib", "pillow"]
 
 

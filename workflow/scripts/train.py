@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from labelbias.cache import open_cache
+from labelbias.perturb import Perturbation, PerturbedCache
 from labelbias.smk import read_tsv, run, write_tsv
 from labelbias.train import TrainSettings, train_target
 
@@ -30,8 +31,13 @@ def main(snakemake):
         backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
         log.info("starting from the backbone %s", snakemake.input.backbone)
     log.info("target %s, %d classes from column %s, settings %s", target, frame[target["column"]].nunique(), target["column"], settings)
+    cache = open_cache(snakemake.input.cache)
+    if snakemake.params.perturbation:
+        perturbation = Perturbation(**dict(snakemake.params.perturbation))
+        cache = PerturbedCache(cache, perturbation)
+        log.info("training and testing on perturbed images: %s", perturbation.name)
     result, classes, predictions, features, features_index = train_target(
-        frame, target["column"], open_cache(snakemake.input.cache), settings, checkpoint, backbone
+        frame, target["column"], cache, settings, checkpoint, backbone
     )
     log.info("best epoch %d, validation AUC %.4f", result.best_epoch, result.best_val_auc)
     torch.save({"state_dict": result.model.state_dict(), "classes": classes, "best_epoch": result.best_epoch}, snakemake.output.model)

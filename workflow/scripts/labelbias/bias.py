@@ -64,17 +64,16 @@ def inject_bias(cohort: pd.DataFrame, spec: BiasSpec) -> pd.DataFrame:
             & cohort["density"].isin(spec.densities).to_numpy()
             & (cohort["label"].astype(int).to_numpy() == spec.from_label)
         )
+        # A seeded order of the eligible patients (or images), flipped from the front:
+        # the same seed at a higher rate flips everyone a lower rate flips (nested doses).
         rng = np.random.default_rng(spec.seed)
         if spec.mode == "patient":
-            patients = np.unique(cohort.loc[eligible, "patient_id"].to_numpy())
-            n_flip = int(round(spec.rate * len(patients)))
-            chosen = rng.choice(patients, size=n_flip, replace=False) if n_flip else np.array([])
+            order = rng.permutation(np.unique(cohort.loc[eligible, "patient_id"].to_numpy()))
+            chosen = order[: int(round(spec.rate * len(order)))]
             flipped = eligible & cohort["patient_id"].isin(chosen).to_numpy()
         elif spec.mode == "image":
-            positions = np.flatnonzero(eligible)
-            n_flip = int(round(spec.rate * len(positions)))
-            chosen = rng.choice(positions, size=n_flip, replace=False) if n_flip else np.array([], int)
-            flipped[chosen] = True
+            order = rng.permutation(np.flatnonzero(eligible))
+            flipped[order[: int(round(spec.rate * len(order)))]] = True
         else:
             raise ValueError(f"unknown bias mode {spec.mode!r}")
     labels["label_biased"] = np.where(flipped, 1 - labels["label_clean"], labels["label_clean"])

@@ -11,6 +11,8 @@ from typing import Any
 
 from .bias import BiasSpec, scenario_seed
 from .errors import ConfigError
+from .perturb import Perturbation
+from .runs import classifier_runs, plan_runs, replicate_seed_key
 from .synthetic import MAIN_VENDORS, RACE_SHIFT
 
 BUILTIN_ATTRIBUTES = ("manufacturer", "pseudo_subgroup")
@@ -83,7 +85,22 @@ def check_config(config: dict[str, Any]) -> None:
                 "(random features); use backbone.init pretrain or imagenet, or detection.model finetune"
             )
 
-    for key in ("separability", "probe", "evaluation", "detection"):
+    biased = [name for name in scenarios if (scenarios[name] or {}).get("attribute")]
+    for name in config["dose_response"]["scenarios"]:
+        if name not in biased:
+            raise ConfigError(
+                f"dose_response.scenarios: {name!r} is not a bias scenario (bias scenarios: {', '.join(biased)})"
+            )
+    for position, item in enumerate(config["perturbation"]["list"]):
+        try:
+            Perturbation(item["kind"], float(item["strength"]))
+        except ValueError as error:
+            raise ConfigError(f"perturbation.list[{position}]: {error}") from None
+    names = [f"{item['kind']}{float(item['strength']):g}" for item in config["perturbation"]["list"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"perturbation.list: a perturbation is listed twice ({', '.join(names)})")
+
+    for key in ("separability", "probe", "evaluation", "detection", "perturbation"):
         for attribute in config[key]["attributes"]:
             if attribute not in known_attributes:
                 raise ConfigError(
@@ -126,17 +143,22 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"data.embed.image_root: folder {embed['image_root']!r} does not exist")
 
 
-def scenario_bias(config: dict[str, Any], scenario: str) -> dict[str, Any]:
-    """All settings the label job of one scenario depends on (passed as Snakemake params)."""
-    spec = {**config["bias"], **(config["scenarios"][scenario] or {})}
+def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
+    """All settings the label job of one run depends on (passed as Snakemake params).
+
+    The flip seed depends on the scenario and the replicate, not on the rate, so the
+    patients flipped at a lower rate are among those flipped at a higher one.
+    """
+    plan = plan_runs(config)[run]
+    spec = {**config["bias"], **(config["scenarios"][plan.scenario] or {})}
     return {
         "attribute": spec.get("attribute"),
         "subgroup": spec.get("subgroup"),
-        "rate": float(spec["rate"]),
+        "rate": float(plan.rate if plan.rate is not None else spec["rate"]),
         "densities": list(spec["densities"]),
         "from_label": int(spec["from_label"]),
         "mode": spec["mode"],
-        "seed": scenario_seed(int(config["seed"]), scenario),
+        "seed": scenario_seed(int(config["seed"]), replicate_seed_key(plan.scenario, plan.replicate)),
     }
 
 
@@ -166,12 +188,12 @@ def holdout_share(config: dict[str, Any]) -> float:
     return float(config["backbone"]["holdout"]) if uses_backbone(config) else 0.0
 
 
-def train_settings(config: dict[str, Any], target: str = "density") -> dict[str, Any]:
+def train_settings(config: dict[str, Any], target: str = "density", replicate: int = 0) -> dict[str, Any]:
     """Training settings of a density model (``target="density"``) or a subgroup classifier.
 
-    Every scenario gets the same seed and the same starting weights: the same
-    initialisation and data order, so scenarios differ only by their labels
-    (paired comparisons).
+    Every scenario of one replicate gets the same seed and the same starting weights:
+    the same initialisation and data order, so scenarios differ only by their labels
+    (paired comparisons). Replicates differ by their seed.
     """
     settings = {k: v for k, v in config["train"].items() if k != "threads"}
     if target != "density":
@@ -179,8 +201,36 @@ def train_settings(config: dict[str, Any], target: str = "density") -> dict[str,
             if key in config["separability"]:
                 settings[key] = config["separability"][key]
     settings["init"] = MODEL_INIT[config["backbone"]["init"]]
-    settings["seed"] = scenario_seed(int(config["seed"]), "train")
+    settings["seed"] = scenario_seed(int(config["seed"]), replicate_seed_key("train", replicate))
     return settings
+
+
+def perturbations(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Perturbation name (e.g. ``lowpass6``) -> its settings, when the perturbation grid is on."""
+    if not config["perturbation"]["enabled"]:
+        return {}
+    found = {}
+    for item in config["perturbation"]["list"]:
+        spec = Perturbation(item["kind"], float(item["strength"]), scenario_seed(int(config["seed"]), "perturbation"))
+        found[spec.name] = {"kind": spec.kind, "strength": spec.strength, "seed": spec.seed}
+    return found
+
+
+def separability_runs(config: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
+    """Subgroup-classifier run -> (attribute, perturbation name or "", replicate).
+
+    Every attribute of separability.attributes, plus the perturbation grid's
+    attributes, unperturbed; the grid's attributes also under every perturbation.
+    """
+    replicates = int(config["replicates"]["seeds"])
+    plain = list(dict.fromkeys(config["separability"]["attributes"] + perturbation_attributes(config)))
+    runs = classifier_runs(plain, [], replicates)
+    runs.update(classifier_runs(perturbation_attributes(config), list(perturbations(config)), replicates))
+    return runs
+
+
+def perturbation_attributes(config: dict[str, Any]) -> list[str]:
+    return list(config["perturbation"]["attributes"]) if config["perturbation"]["enabled"] else []
 
 
 def crossfit_settings(config: dict[str, Any]) -> dict[str, Any]:

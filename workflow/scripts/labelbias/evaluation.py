@@ -69,6 +69,23 @@ def bootstrap_rates(
     return tpr_ci, fpr_ci  # type: ignore[return-value]
 
 
+COUNT_COLUMNS = ["attribute", "subgroup", "patient_id", "tp", "pos", "fp", "neg"]
+
+
+def patient_counts(labels: np.ndarray, predicted: np.ndarray, patients: np.ndarray) -> pd.DataFrame:
+    """True/false positives and positives/negatives per patient: what any resampling of patients needs."""
+    frame = pd.DataFrame(
+        {
+            "patient_id": patients,
+            "tp": (labels == 1) & predicted,
+            "pos": labels == 1,
+            "fp": (labels == 0) & predicted,
+            "neg": labels == 0,
+        }
+    )
+    return frame.groupby("patient_id", sort=True).sum().astype(int).reset_index()
+
+
 def evaluate_scenario(
     predictions: pd.DataFrame,
     labels: pd.DataFrame,
@@ -78,11 +95,12 @@ def evaluate_scenario(
     target_fpr: float,
     n_boot: int,
     seed: int,
-) -> pd.DataFrame:
-    """TPR and FPR per subgroup on the test set against clean labels.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """TPR and FPR per subgroup on the test set against clean labels, and per-patient counts.
 
     The threshold comes from the validation set with the scenario's clean or biased
     labels (``threshold_source``). Rows for the whole test set carry attribute "all".
+    The counts (``COUNT_COLUMNS``) let Table 2 resample patients and seeds jointly.
     """
     frame = predictions.merge(labels, on="image_id", validate="one_to_one").merge(
         cohort[["image_id", "patient_id", *attributes]], on="image_id", validate="one_to_one"
@@ -94,7 +112,7 @@ def evaluate_scenario(
     truth = test["label_clean"].to_numpy()
     patients = test["patient_id"].to_numpy()
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, counts = [], []
     groups: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(len(test), dtype=bool))]
     for attribute in attributes:
         values = test[attribute].astype(str).to_numpy()
@@ -119,25 +137,221 @@ def evaluate_scenario(
                 "n_patients": int(len(np.unique(patients[member]))),
             }
         )
+        counts.append(
+            patient_counts(truth[member], predicted[member], patients[member]).assign(attribute=attribute, subgroup=subgroup)
+        )
+    return pd.DataFrame(rows), pd.concat(counts, ignore_index=True)[COUNT_COLUMNS]
+
+
+def _rates_matrix(counts: list[pd.DataFrame], patients: np.ndarray) -> dict[str, np.ndarray]:
+    """Stack per-replicate patient counts into (patients, replicates) arrays on a common patient order."""
+    stacked = {}
+    for column in ("tp", "pos", "fp", "neg"):
+        stacked[column] = np.column_stack(
+            [c.set_index("patient_id")[column].reindex(patients, fill_value=0).to_numpy() for c in counts]
+        ).astype(float)
+    return stacked
+
+
+def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def compare_to_baseline(
+    run_counts: list[pd.DataFrame], baseline_counts: list[pd.DataFrame], n_boot: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """TPR/FPR of a scenario (mean over replicates) and its change to the baseline, with 95% intervals.
+
+    ``run_counts[k]`` and ``baseline_counts[k]`` are replicate k of the scenario and of
+    the baseline (same seed: a paired comparison) on the same test patients. The
+    intervals come from a two-level bootstrap: replicates drawn with replacement,
+    then patients drawn with replacement (each with all their images), the same
+    patients for scenario and baseline. With one replicate this is the paired
+    patient bootstrap.
+    """
+    patients = np.unique(np.concatenate([c["patient_id"].to_numpy() for c in run_counts + baseline_counts]))
+    run, base = _rates_matrix(run_counts, patients), _rates_matrix(baseline_counts, patients)
+    n_rep = len(run_counts)
+
+    def rate(m: dict[str, np.ndarray], hit: str, total: str, weights: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (weights @ m[hit]) / (weights @ m[total])
+
+    ones = np.ones((1, len(patients)))
+    point = {}
+    for metric, hit, total in (("tpr", "tp", "pos"), ("fpr", "fp", "neg")):
+        value, reference = rate(run, hit, total, ones)[0], rate(base, hit, total, ones)[0]
+        point[metric] = float(np.mean(value))
+        point[f"{metric}_change"] = float(np.mean(value - reference))
+        point[f"{metric}_baseline"] = float(np.mean(reference))
+    result = dict(point)
+    if n_boot:
+        draws = rng.integers(0, len(patients), size=(n_boot, len(patients)))
+        weights = np.apply_along_axis(np.bincount, 1, draws, minlength=len(patients)).astype(float)
+        replicates = rng.integers(0, n_rep, size=(n_boot, n_rep)) if n_rep > 1 else np.zeros((n_boot, 1), int)
+        for metric, hit, total in (("tpr", "tp", "pos"), ("fpr", "fp", "neg")):
+            value = np.take_along_axis(rate(run, hit, total, weights), replicates, axis=1)
+            reference = np.take_along_axis(rate(base, hit, total, weights), replicates, axis=1)
+            for name, sample in ((metric, value), (f"{metric}_change", value - reference)):
+                with np.errstate(invalid="ignore"):
+                    low, high = _percentile_interval(np.nanmean(sample, axis=1) if n_rep > 1 else sample[:, 0])
+                result[f"{name}_ci_low"], result[f"{name}_ci_high"] = low, high
+    else:
+        for name in ("tpr", "fpr", "tpr_change", "fpr_change"):
+            result[f"{name}_ci_low"] = result[f"{name}_ci_high"] = float("nan")
+    return result
+
+
+def summarise_runs(
+    evaluations: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    groups: dict[tuple, list[tuple[str, str]]],
+    key_names: list[str],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """One row per group x subgroup: rates averaged over the group's replicates and changes to the baseline.
+
+    ``evaluations[run]`` is (the run's table, its per-patient counts) for one
+    threshold source; ``groups[key]`` lists (run, baseline run of the same replicate).
+    A change is *supported* when its 95% interval excludes 0: a difference the
+    intervals do not support is not a finding.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, members in groups.items():
+        tables = [evaluations[run][0] for run, _ in members]
+        keys = tables[0][["attribute", "subgroup"]].itertuples(index=False)
+        for attribute, subgroup in keys:
+            def pick(run: str, part: int) -> pd.DataFrame:
+                frame = evaluations[run][part]
+                return frame[(frame["attribute"] == attribute) & (frame["subgroup"] == subgroup)]
+
+            result = compare_to_baseline(
+                [pick(run, 1) for run, _ in members], [pick(base, 1) for _, base in members], n_boot, rng
+            )
+            first = pick(members[0][0], 0).iloc[0]
+            row = dict(zip(key_names, key, strict=True))
+            row.update(
+                {
+                    "attribute": attribute,
+                    "subgroup": subgroup,
+                    "threshold": float(np.mean([pick(run, 0)["threshold"].iloc[0] for run, _ in members])),
+                    **result,
+                    "n_pos": int(first["n_pos"]),
+                    "n_neg": int(first["n_neg"]),
+                    "n_patients": int(first["n_patients"]),
+                    "n_seeds": len(members),
+                }
+            )
+            for metric in ("tpr", "fpr"):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    row[f"{metric}_change_pct"] = float(
+                        100.0 * np.float64(row[f"{metric}_change"]) / np.float64(row[f"{metric}_baseline"])
+                    )
+                low, high = row[f"{metric}_change_ci_low"], row[f"{metric}_change_ci_high"]
+                row[f"{metric}_change_supported"] = bool(low > 0 or high < 0)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def assemble_table2(per_scenario: dict[str, pd.DataFrame], baseline: str) -> pd.DataFrame:
-    """Stack scenario results and add the relative change (%) to the baseline, per threshold source."""
-    table = pd.concat([frame.assign(scenario=name) for name, frame in per_scenario.items()], ignore_index=True)
-    base = table[table["scenario"] == baseline].set_index(["threshold_source", "attribute", "subgroup"])
-    keys = pd.MultiIndex.from_frame(table[["threshold_source", "attribute", "subgroup"]])
-    for metric in ("tpr", "fpr"):
-        reference = base[metric].reindex(keys).to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            table[f"{metric}_change_pct"] = 100.0 * (table[metric].to_numpy() - reference) / reference
-    return table[TABLE2_COLUMNS]
+TABLE2_EXTRA = [
+    "tpr_change",
+    "tpr_change_ci_low",
+    "tpr_change_ci_high",
+    "tpr_change_supported",
+    "fpr_change",
+    "fpr_change_ci_low",
+    "fpr_change_ci_high",
+    "fpr_change_supported",
+    "n_seeds",
+]
+
+
+def table2(
+    evaluations: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]],
+    runs: dict[str, tuple[str, int]],
+    baseline: str,
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Table 2: every scenario x threshold source x subgroup, over the scenario's replicates.
+
+    ``evaluations[(run, source)]`` holds a run's evaluation; ``runs`` maps each run
+    at its scenario's own rate to (scenario, replicate). Each replicate is compared
+    with the baseline model of the same replicate.
+    """
+    by_replicate = {(scenario, replicate): run for run, (scenario, replicate) in runs.items()}
+    frames = []
+    for scenario in dict.fromkeys(scenario for scenario, _ in runs.values()):
+        members = [(run, by_replicate[(baseline, rep)]) for run, (name, rep) in runs.items() if name == scenario]
+        for source in dict.fromkeys(source for _, source in evaluations):
+            per_source = {run: evaluations[(run, source)] for pair in members for run in pair}
+            groups = {(scenario, source): members}
+            frames.append(summarise_runs(per_source, groups, ["scenario", "threshold_source"], n_boot, seed))
+    table = pd.concat(frames, ignore_index=True)
+    return table[TABLE2_COLUMNS + TABLE2_EXTRA].reset_index(drop=True)
+
+
+DOSE_COLUMNS = [
+    "scenario",
+    "rate",
+    "threshold_source",
+    "attribute",
+    "subgroup",
+    "tpr",
+    "tpr_change",
+    "tpr_change_ci_low",
+    "tpr_change_ci_high",
+    "tpr_change_supported",
+    "fpr",
+    "fpr_change",
+    "fpr_change_ci_low",
+    "fpr_change_ci_high",
+    "fpr_change_supported",
+    "n_seeds",
+]
+
+
+def dose_response(
+    evaluations: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]],
+    runs: dict[str, tuple[str, float, int]],
+    baseline_runs: dict[int, str],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Change to the baseline per scenario x bias rate x threshold source x subgroup, over replicates.
+
+    ``runs`` maps each run on the dose-response axis to (scenario, rate, replicate);
+    ``baseline_runs[replicate]`` is the baseline model of that replicate.
+    """
+    frames = []
+    for scenario, rate in dict.fromkeys((scenario, rate) for scenario, rate, _ in runs.values()):
+        members = [
+            (run, baseline_runs[rep]) for run, (name, r, rep) in runs.items() if name == scenario and r == rate
+        ]
+        for source in dict.fromkeys(source for _, source in evaluations):
+            per_source = {run: evaluations[(run, source)] for pair in members for run in pair}
+            groups = {(scenario, rate, source): members}
+            frames.append(summarise_runs(per_source, groups, ["scenario", "rate", "threshold_source"], n_boot, seed))
+    table = pd.concat(frames, ignore_index=True)[DOSE_COLUMNS]
+    # Rates in increasing order within scenario x source x subgroup; scenarios and sources as given.
+    first_seen = {column: {v: i for i, v in enumerate(dict.fromkeys(table[column]))} for column in ("scenario", "threshold_source")}
+    return table.sort_values(
+        ["scenario", "threshold_source", "attribute", "subgroup", "rate"],
+        key=lambda c: c.map(first_seen[c.name]) if c.name in first_seen else c,
+        kind="stable",
+    ).reset_index(drop=True)
 
 
 def table2_layout(table: pd.DataFrame, attribute: str, scenarios: list[str], baseline: str) -> pd.DataFrame:
     """Table 2 as in the paper: one row per (scenario, threshold source), TPR then FPR per subgroup.
 
-    Cells read ``0.912 (-0.3%)``; the baseline row is shown once.
+    Cells read ``0.912 (-0.3%)``, in bold (``<b>``) when the change's interval
+    excludes 0; the baseline row is shown once.
     """
     part = table[table["attribute"] == attribute]
     subgroups = sorted(part["subgroup"].unique())
@@ -152,6 +366,8 @@ def table2_layout(table: pd.DataFrame, attribute: str, scenarios: list[str], bas
                     value = cells.loc[subgroup, metric]
                     change = cells.loc[subgroup, f"{metric}_change_pct"]
                     text = f"{value:.3f}" if scenario == baseline else f"{value:.3f} ({change:+.1f}%)"
+                    if scenario != baseline and bool(cells.loc[subgroup, f"{metric}_change_supported"]):
+                        text = f"<b>{text}</b>"
                     row[f"{metric.upper()} {subgroup}"] = text
             rows.append(row)
     return pd.DataFrame(rows)

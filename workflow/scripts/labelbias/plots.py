@@ -185,3 +185,70 @@ def loss_figure(worst: pd.DataFrame, images: dict[str, np.ndarray], row_attribut
     fig.tight_layout(pad=0.3, h_pad=0.8, rect=(0, 0, 1, 1 - 0.35 / (2.2 * n_rows + 0.5)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+ATTRIBUTE_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e"]
+
+
+def perturbation_figure(table: pd.DataFrame, path: str) -> None:
+    """Macro one-vs-rest AUC against perturbation strength, one panel per kind, one line per attribute.
+
+    The unperturbed classifier's AUC is the dashed line of the same colour; 0.5 is chance.
+    """
+    macro = table[table["subgroup"] == "all (macro)"]
+    kinds = [k for k in ("lowpass", "highpass", "noise", "crop") if k in set(macro["kind"])]
+    attributes = list(dict.fromkeys(macro["attribute"]))
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.0 * max(1, len(kinds)), 2.8), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=False):
+        for colour, attribute in zip(ATTRIBUTE_COLOURS * 3, attributes, strict=False):
+            rows = macro[(macro["attribute"] == attribute) & (macro["kind"] == kind)].sort_values("strength")
+            ax.plot(rows["strength"], rows["auc"], "o-", color=colour, label=attribute, ms=4)
+            plain = macro[(macro["attribute"] == attribute) & (macro["kind"] == "none")]
+            if len(plain):
+                ax.axhline(float(plain["auc"].iloc[0]), color=colour, ls="--", lw=0.8)
+        ax.axhline(0.5, color="#999999", ls=":", lw=0.8)
+        ax.set_title(kind, fontsize=9)
+        ax.set_xlabel({"lowpass": "kept diameter (px)", "highpass": "removed diameter (px)", "noise": "noise sigma",
+                       "crop": "kept area share"}[kind], fontsize=8)
+        ax.set_ylim(0.4, 1.02)
+    axes[0][0].set_ylabel("macro one-vs-rest AUC", fontsize=8)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Separability under perturbation (dashed: unperturbed)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def dose_response_figure(table: pd.DataFrame, path: str) -> None:
+    """TPR and FPR change against the bias rate: a row per metric, a column per scenario x threshold source.
+
+    One line per subgroup of the scenario's attribute with its 95% interval; the
+    biased subgroup is drawn thicker.
+    """
+    panels = list(dict.fromkeys(zip(table["scenario"], table["threshold_source"], strict=True)))
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.8 * len(panels), 4.6), sharex=True, squeeze=False)
+    for c, (scenario, source) in enumerate(panels):
+        part = table[(table["scenario"] == scenario) & (table["threshold_source"] == source)]
+        attribute = part["target_attribute"].iloc[0]
+        part = part[part["attribute"] == attribute]
+        for r, metric in enumerate(("tpr", "fpr")):
+            ax = axes[r][c]
+            for colour, (subgroup, rows) in zip(ATTRIBUTE_COLOURS * 3, part.groupby("subgroup", sort=True), strict=False):
+                rows = rows.sort_values("rate")
+                target = subgroup == rows["target_subgroup"].iloc[0]
+                ax.plot(rows["rate"], rows[f"{metric}_change"], "o-", color=colour, lw=2.2 if target else 1.0, ms=4,
+                        label=subgroup + (" (biased)" if target else ""))
+                ax.fill_between(rows["rate"], rows[f"{metric}_change_ci_low"], rows[f"{metric}_change_ci_high"],
+                                color=colour, alpha=0.15)
+            ax.axhline(0, color="#999999", lw=0.8)
+            if r == 0:
+                ax.set_title(f"{scenario}, {source} val labels", fontsize=8)
+                ax.legend(fontsize=6, loc="lower left")
+            else:
+                ax.set_xlabel("bias rate", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"{metric.upper()} change", fontsize=8)
+    fig.suptitle("Dose-response: change to the clean model against the bias rate (95% intervals)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -33,29 +33,69 @@ def patient_bootstrap_auc(
 
 
 def separability_table(
-    predictions: pd.DataFrame, cohort: pd.DataFrame, attribute: str, n_boot: int = 1000, seed: int = 0
+    predictions: pd.DataFrame | list[pd.DataFrame],
+    cohort: pd.DataFrame,
+    attribute: str,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """One-vs-rest test AUC of a subgroup classifier, per subgroup, with bootstrap interval."""
-    test = predictions[predictions["split"] == "test"].merge(
-        cohort[["image_id", "patient_id", attribute]], on="image_id", validate="one_to_one"
-    )
+    """One-vs-rest test AUC of a subgroup classifier, per subgroup, with a 95% interval.
+
+    With one classifier per seed (a list of predictions), ``auc`` is the mean over
+    seeds and the interval comes from resampling seeds, then patients; with one,
+    from resampling patients.
+    """
+    runs = predictions if isinstance(predictions, list) else [predictions]
+    tests = [
+        run[run["split"] == "test"].merge(cohort[["image_id", "patient_id", attribute]], on="image_id", validate="one_to_one")
+        .sort_values("image_id", kind="stable")
+        .reset_index(drop=True)
+        for run in runs
+    ]
+    test = tests[0]
     rows = []
     for subgroup in sorted(test[attribute].astype(str).unique()):
-        column = f"prob_{subgroup}"
         truth = (test[attribute].astype(str) == subgroup).to_numpy().astype(int)
-        scores = test[column].to_numpy()
-        low, high = patient_bootstrap_auc(truth, scores, test["patient_id"].to_numpy(), n_boot, seed)
+        scores = [t[f"prob_{subgroup}"].to_numpy() for t in tests]
+        aucs = [float(roc_auc_score(truth, s)) for s in scores]
+        if len(runs) == 1:
+            low, high = patient_bootstrap_auc(truth, scores[0], test["patient_id"].to_numpy(), n_boot, seed)
+        else:
+            low, high = seed_patient_bootstrap_auc(truth, scores, test["patient_id"].to_numpy(), n_boot, seed)
         rows.append(
             {
                 "subgroup": subgroup,
-                "auc": round(float(roc_auc_score(truth, scores)), 4),
+                "auc": round(float(np.mean(aucs)), 4),
                 "ci_low": round(low, 4),
                 "ci_high": round(high, 4),
                 "n_images": int(truth.sum()),
                 "n_patients": int(test.loc[truth == 1, "patient_id"].nunique()),
+                "n_seeds": len(runs),
+                "auc_min_seed": round(min(aucs), 4),
+                "auc_max_seed": round(max(aucs), 4),
             }
         )
     return pd.DataFrame(rows)
+
+
+def seed_patient_bootstrap_auc(
+    labels: np.ndarray, scores: list[np.ndarray], patients: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float]:
+    """95% interval of the mean AUC over seeds: draw seeds with replacement, then patients."""
+    rng = np.random.default_rng(seed)
+    unique, inverse = np.unique(patients, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(len(unique))]
+    values = []
+    for _ in range(n_boot):
+        chosen = rng.integers(0, len(scores), len(scores))
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
+        if labels[idx].min() == labels[idx].max():
+            continue
+        values.append(np.mean([roc_auc_score(labels[idx], scores[k][idx]) for k in chosen]))
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def probe_subgroup_information(
