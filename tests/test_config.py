@@ -152,8 +152,9 @@ def test_separability_runs_cover_perturbations_and_seeds():
     config["perturbation"].update(enabled=True, attributes=["race"], list=[{"kind": "lowpass", "strength": 4}])
     config["replicates"]["seeds"] = 2
     runs = separability_runs(config)
-    assert runs["race@lowpass4@seed1"] == ("race", "lowpass4", 1) and runs["race"] == ("race", "", 0)
-    assert len(runs) == 2 * (2 + 1 + 1)
+    assert runs["race@lowpass4"] == ("race", "lowpass4", 0) and runs["race@seed1"] == ("race", "", 1)
+    assert "race@lowpass4@seed1" not in runs  # perturbations use the first seed only
+    assert len(runs) == 2 * (2 + 1) + 1
 
 
 @pytest.mark.parametrize(

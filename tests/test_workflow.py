@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, write_config
@@ -150,6 +151,51 @@ def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     assert planned_rules(workdir) == []
 
 
+def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
+    workdir = tmp_path / "axes"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["replicates"] = {"seeds": 2}
+    edited["dose_response"] = {"enabled": True, "rates": [0.1, 0.5], "scenarios": ["FUJI"]}
+    edited["perturbation"] = {
+        "enabled": True,
+        "attributes": ["manufacturer", "race"],
+        "list": [{"kind": "lowpass", "strength": 4}, {"kind": "noise", "strength": 0.2}],
+    }
+    write_config(workdir, edited)
+    planned = planned_rules(workdir)
+    # new models only: every scenario's second seed, FUJI at two more rates (x2 seeds); no existing model retrains
+    assert planned.count("train_density") == 5 + 4 and planned.count("labels") == 9
+    # second seeds of both attributes, race (two seeds), and 2 attributes x 2 perturbations on the first seed
+    assert planned.count("train_separability") == 2 + 2 + 4
+    assert "pretrain_backbone" not in planned and "crossfit" not in planned and "cohort" not in planned
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = read(workdir / "results/eval/table2.tsv")
+    assert (table["n_seeds"] == 2).all() and {"tpr_change_ci_low", "tpr_change_supported"} <= set(table.columns)
+    by_seed = read(workdir / "results/eval/table2_by_seed.tsv")
+    assert set(by_seed["replicate"]) == {0, 1} and set(by_seed["run"]) >= {"HOLO", "HOLO@seed1"}
+    # Table 2's TPR is the mean of the seeds' TPRs
+    holo = by_seed[(by_seed["scenario"] == "HOLO") & (by_seed["threshold_source"] == "biased") & (by_seed["subgroup"] == "all")]
+    row = table[(table["scenario"] == "HOLO") & (table["threshold_source"] == "biased") & (table["subgroup"] == "all")]
+    assert row["tpr"].iloc[0] == pytest.approx(holo["tpr"].mean())
+    dose = read(workdir / "results/eval/dose_response.tsv")
+    assert set(dose["scenario"]) == {"FUJI"} and sorted(dose["rate"].unique()) == [0.1, 0.3, 0.5]
+    assert set(dose["threshold_source"]) == {"clean", "biased"} and (dose["n_seeds"] == 2).all()
+    flips = {rate: set(read(workdir / f"results/labels/{name}.tsv").query("flipped == 1")["image_id"])
+             for rate, name in [(0.1, "FUJI@rate0.1"), (0.3, "FUJI"), (0.5, "FUJI@rate0.5")]}
+    assert flips[0.1] <= flips[0.3] <= flips[0.5] and len(flips[0.1]) < len(flips[0.5])
+    perturbed = read(workdir / "results/perturbation/separability.tsv")
+    assert set(perturbed["attribute"]) == {"manufacturer", "race"}
+    assert set(perturbed["perturbation"]) == {"none", "lowpass4", "noise0.2"}
+    assert "training and testing on perturbed images: lowpass4" in (workdir / "logs/separability/race@lowpass4.log").read_text()
+    separability = read(workdir / "results/separability/manufacturer.tsv")
+    assert (separability["n_seeds"] == 2).all()
+    for figure in ["dose_response.png", "perturbation.png"]:
+        assert (workdir / "results/figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     workdir = tmp_path / "fpr"
     shutil.copytree(tiny_run, workdir, symlinks=True)
@@ -158,7 +204,7 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     write_config(workdir, edited)
     planned = planned_rules(workdir)
     assert "train_density" not in planned and "train_separability" not in planned
-    assert sorted(set(planned)) == ["all", "evaluate", "figures", "provenance", "table2"]
+    assert sorted(set(planned)) == ["all", "evaluate", "figures", "findings", "provenance", "table2"]
     assert planned.count("evaluate") == 10
 
 
@@ -232,7 +278,7 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
     expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate", "image_review", "detect"] * 2
     expected += ["crossfit"] * 5 * 2
-    expected += ["table2", "figures", "detection_summary", "provenance", "all"]
+    expected += ["table2", "findings", "figures", "detection_summary", "provenance", "all"]
     assert sorted(planned_rules(workdir)) == sorted(expected)
 
 

@@ -20,20 +20,32 @@ import pytest
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, write_config
 
 # The rules the workflow keeps on the submit host (localrules in common.smk).
-LOCAL_RULES = {"all", "labels", "separability_table", "table2", "figures", "provenance"}
-GPU_RULES = {"train_density", "train_separability"}
+LOCAL_RULES = {
+    "all", "labels", "detection_folds", "detect", "detection_summary", "image_review", "separability_table",
+    "perturbation_table", "table2", "findings", "dose_response", "figures", "provenance",
+}
+# Training and feature extraction: the backbone, five density models, two subgroup classifiers.
+GPU_RULES = {"pretrain_backbone", "train_density", "train_separability", "backbone_features"}
+SCENARIOS = ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
+# The tiny config with fewer cross-fitting folds: fewer small jobs to queue, the same code.
+CONFIG = {**TINY, "detection": {"folds": 3}}
 # Outputs that must not depend on where a job ran (history.tsv holds timings, so it is left out).
 COMPARED = [
     "results/data/cohort.tsv",
+    "results/data/held_out.tsv",
     "results/data/table1.tsv",
     "results/cache/index.tsv",
     "results/cache/images.npy",
-    *[f"results/labels/{s}.tsv" for s in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]],
-    *[f"results/models/{s}/predictions.tsv" for s in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]],
-    *[f"results/probe/{s}.tsv" for s in ["clean", "PS1", "FUJI", "GEMS", "HOLO"]],
+    "results/backbone/predictions.tsv",
+    *[f"results/labels/{s}.tsv" for s in SCENARIOS],
+    *[f"results/models/{s}/predictions.tsv" for s in SCENARIOS],
+    *[f"results/probe/{s}.tsv" for s in SCENARIOS],
+    *[f"results/detection/{s}.tsv" for s in SCENARIOS],
+    "results/detection/summary.tsv",
     "results/separability/manufacturer.tsv",
     "results/separability/pseudo_subgroup.tsv",
     "results/eval/table2.tsv",
+    "results/eval/findings.tsv",
 ]
 
 
@@ -81,9 +93,9 @@ def sacct_time() -> str:
 def cluster_run(tmp_path_factory):
     """The tiny config run once locally and once through the SLURM profile."""
     base = tmp_path_factory.mktemp("slurm")
-    local = run_ok(base / "local", TINY)
+    local = run_ok(base / "local", CONFIG)
     remote = base / "remote"
-    write_config(remote, TINY)
+    write_config(remote, CONFIG)
     expected = Counter(planned_rules(remote))
     since = sacct_time()
     result = run_on_cluster(remote)
@@ -94,7 +106,7 @@ def cluster_run(tmp_path_factory):
 def test_every_non_local_job_went_through_sbatch(cluster_run):
     jobs = cluster_run["jobs"]
     expected = Counter({rule: n for rule, n in cluster_run["expected"].items() if rule not in LOCAL_RULES})
-    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 10
+    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 10 and expected["crossfit"] == 15
     assert Counter(jobs["rule"]) == expected
     assert set(jobs["state"]) == {"COMPLETED"}
     assert not set(jobs["rule"]) & LOCAL_RULES
@@ -105,7 +117,8 @@ def test_training_jobs_and_only_they_got_a_gpu(cluster_run):
     has_gpu = jobs["tres"].str.contains("gres/gpu=1")
     assert has_gpu[jobs["rule"].isin(GPU_RULES)].all()
     assert not has_gpu[~jobs["rule"].isin(GPU_RULES)].any()
-    assert jobs["rule"].isin(GPU_RULES).sum() == 7  # five scenarios, two subgroup classifiers
+    # the backbone, five scenarios, two subgroup classifiers, the backbone's features
+    assert jobs["rule"].isin(GPU_RULES).sum() == 9
 
 
 def test_cluster_results_equal_a_local_run(cluster_run):
@@ -118,7 +131,7 @@ def test_cluster_results_equal_a_local_run(cluster_run):
 def test_cancelled_training_job_is_resubmitted_and_resumes(cluster_run):
     """scancel a training job mid-run: the retry resumes from its checkpoint and gives the uninterrupted result."""
     remote, local = cluster_run["remote"], cluster_run["local"]
-    longer = {**TINY, "train": {**TINY["train"], "epochs": 30}}
+    longer = {**CONFIG, "train": {**CONFIG["train"], "epochs": 30}}
     target = "results/models/clean/predictions.tsv"
     write_config(remote, longer)
     write_config(local, longer)

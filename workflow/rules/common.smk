@@ -136,6 +136,15 @@ def classifier_settings(wildcards):
     }
 
 
+def perturbation_classifiers():
+    """The first seed's classifiers of the perturbation grid's attributes, unperturbed and perturbed."""
+    return {
+        name: list(run)
+        for name, run in CLASSIFIERS.items()
+        if run[0] in perturbation_attributes(config) and run[2] == 0
+    }
+
+
 def classifier_predictions(attribute, perturbation=""):
     """Predictions of every seed's classifier of one attribute (and perturbation)."""
     return [

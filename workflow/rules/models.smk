@@ -119,8 +119,7 @@ rule perturbation_table:
     input:
         predictions=[
             f"results/separability/{name}/predictions.tsv"
-            for name, run in CLASSIFIERS.items()
-            if run[0] in perturbation_attributes(config)
+            for name in perturbation_classifiers()
         ],
         cohort="results/data/cohort.tsv",
     output:
@@ -143,11 +142,7 @@ rule perturbation_table:
     resources:
         **cpu_job(mem_mb=2000, runtime=20),
     params:
-        classifiers={
-            name: list(run)
-            for name, run in CLASSIFIERS.items()
-            if run[0] in perturbation_attributes(config)
-        },
+        classifiers=perturbation_classifiers(),
         perturbations=perturbations(config),
         bootstrap=config["separability"]["bootstrap"],
         seed=config["seed"],
