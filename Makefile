@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-requirements.txt
 
-.PHONY: setup browser run test test-slurm bench lint clean
+.PHONY: setup browser run extended test test-slurm bench lint clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,12 @@ $(STAMP): requirements.txt
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	@echo "Report: results/report.html"
+
+# The default plus seeds, bias rates and perturbations as grid axes (config/extended.yaml).
+extended: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/extended.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/extended.yaml --report results/report.html
 	@echo "Report: results/report.html"
 
 # The report test opens results/report.html in headless Chromium (Debian's package).

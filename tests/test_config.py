@@ -171,3 +171,24 @@ def test_grid_errors_name_the_key(edit, key):
     edit(config)
     with pytest.raises(ConfigError, match=key):
         check_config(config)
+
+
+def test_extended_config_turns_every_axis_on_over_the_default():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    extended = yaml.safe_load((ROOT / "config" / "extended.yaml").read_text())
+    for key, value in extended.items():  # what --configfile does: top-level sections update the default's
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    assert config["detection"]["enabled"] and config["image_review"]["enabled"]
+    assert config["replicates"]["seeds"] > 1 and config["dose_response"]["enabled"] and config["perturbation"]["enabled"]
+    runs = plan_runs(config)
+    assert "HOLO@rate0.5@seed2" in runs and "GEMS@rate0.1" not in runs
+    assert "race@lowpass3" in separability_runs(config)
+
+
+def test_study_config_is_valid_and_starts_from_imagenet():
+    config = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
+    validate(config, SCHEMA, set_default=True)
+    assert config["backbone"]["init"] == "imagenet" and holdout_share(config) == 0.0
+    assert train_settings(config)["init"] == "imagenet" and config["train"]["lr"] == 1e-5

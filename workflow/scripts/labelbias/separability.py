@@ -13,19 +13,24 @@ from sklearn.preprocessing import StandardScaler
 
 
 def patient_bootstrap_auc(
-    labels: np.ndarray, scores: np.ndarray, patients: np.ndarray, n_boot: int, seed: int
+    labels: np.ndarray, scores: np.ndarray | list[np.ndarray], patients: np.ndarray, n_boot: int, seed: int
 ) -> tuple[float, float]:
-    """95% percentile interval of the AUC, resampling patients (their images are not independent)."""
+    """95% percentile interval of the AUC, resampling patients (their images are not independent).
+
+    With a list of score arrays (one classifier per seed) it is the interval of the
+    mean AUC over seeds: each draw takes seeds with replacement, then patients.
+    """
+    runs = scores if isinstance(scores, list) else [scores]
     rng = np.random.default_rng(seed)
     unique, inverse = np.unique(patients, return_inverse=True)
     members = [np.flatnonzero(inverse == i) for i in range(len(unique))]
     values = []
     for _ in range(n_boot):
-        chosen = rng.integers(0, len(unique), len(unique))
-        idx = np.concatenate([members[i] for i in chosen])
+        chosen = rng.integers(0, len(runs), len(runs)) if len(runs) > 1 else [0]
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
         if labels[idx].min() == labels[idx].max():
             continue
-        values.append(roc_auc_score(labels[idx], scores[idx]))
+        values.append(np.mean([roc_auc_score(labels[idx], runs[k][idx]) for k in chosen]))
     if not values:
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
@@ -58,10 +63,7 @@ def separability_table(
         truth = (test[attribute].astype(str) == subgroup).to_numpy().astype(int)
         scores = [t[f"prob_{subgroup}"].to_numpy() for t in tests]
         aucs = [float(roc_auc_score(truth, s)) for s in scores]
-        if len(runs) == 1:
-            low, high = patient_bootstrap_auc(truth, scores[0], test["patient_id"].to_numpy(), n_boot, seed)
-        else:
-            low, high = seed_patient_bootstrap_auc(truth, scores, test["patient_id"].to_numpy(), n_boot, seed)
+        low, high = patient_bootstrap_auc(truth, scores, test["patient_id"].to_numpy(), n_boot, seed)
         rows.append(
             {
                 "subgroup": subgroup,
@@ -76,26 +78,6 @@ def separability_table(
             }
         )
     return pd.DataFrame(rows)
-
-
-def seed_patient_bootstrap_auc(
-    labels: np.ndarray, scores: list[np.ndarray], patients: np.ndarray, n_boot: int, seed: int
-) -> tuple[float, float]:
-    """95% interval of the mean AUC over seeds: draw seeds with replacement, then patients."""
-    rng = np.random.default_rng(seed)
-    unique, inverse = np.unique(patients, return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(unique))]
-    values = []
-    for _ in range(n_boot):
-        chosen = rng.integers(0, len(scores), len(scores))
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
-        if labels[idx].min() == labels[idx].max():
-            continue
-        values.append(np.mean([roc_auc_score(labels[idx], scores[k][idx]) for k in chosen]))
-    if not values:
-        return float("nan"), float("nan")
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def probe_subgroup_information(
