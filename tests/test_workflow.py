@@ -139,6 +139,24 @@ def test_detection_and_image_review_outputs(tiny_run):
     assert (tiny_run / "results/figures/detection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_finetuned_cross_fitting_trains_one_model_per_fold(tmp_path, tiny_run):
+    workdir = tmp_path / "finetune"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    edited = yaml.safe_load((workdir / "config.yaml").read_text())
+    edited["detection"] = {"model": "finetune", "folds": 2, "epochs": 1}
+    write_config(workdir, edited)
+    result = snakemake(workdir, "results/detection/HOLO.tsv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for fold in (0, 1):
+        log = (workdir / f"logs/detection/HOLO.fold{fold}.log").read_text()
+        assert "epoch 1/1" in log and f"fold {fold}: fitted on" in log
+        assert "fine-tuning from the backbone results/backbone/model.pt" in log
+    images = read(workdir / "results/detection/HOLO.images.tsv")
+    folds = read(workdir / "results/detection/folds.tsv")
+    assert sorted(images["fold"].unique()) == [0, 1] and set(images["image_id"]) == set(folds["image_id"])
+    assert images["prob_1"].between(0, 1).all()
+
+
 def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     workdir = tmp_path / "off"
     shutil.copytree(tiny_run, workdir, symlinks=True)

@@ -79,15 +79,6 @@ wildcard_constraints:
     threshold_source="clean|biased",
 
 
-def runs_where(**wanted):
-    """Names of the runs whose fields (scenario, replicate, base_rate, ...) have the wanted values."""
-    return [
-        name
-        for name, run in RUNS.items()
-        if all(getattr(run, field) == value for field, value in wanted.items())
-    ]
-
-
 def table2_runs():
     """Runs at their scenario's own rate -> (scenario, replicate): what Table 2 averages."""
     return {

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from labelbias.cache import open_cache
-from labelbias.model import initial_model
+from labelbias.model import initial_model, read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
 from labelbias.train import predict
 
@@ -20,7 +20,7 @@ def main(snakemake):
     pool = cohort[cohort["split"] != "test"][["image_id"]].merge(index, on="image_id", validate="one_to_one")
     backbone = None
     if "backbone" in snakemake.input.keys():
-        backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
+        backbone = read_backbone(snakemake.input.backbone)
     model = initial_model(2, snakemake.params.init, backbone)
     _, features = predict(model, open_cache(snakemake.input.cache), pool["cache_row"].to_numpy(), with_features=True)
     assert features is not None

@@ -5,10 +5,10 @@ import logging
 
 import numpy as np
 import pandas as pd
-import torch
 
 from labelbias.cache import open_cache
 from labelbias.detection import linear_crossfit
+from labelbias.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
 from labelbias.train import TrainSettings, fit, predict
 
@@ -33,7 +33,8 @@ def main(snakemake):
         rows = frame[["image_id"]].merge(index, on="image_id", validate="one_to_one")["cache_row"].to_numpy()
         backbone = None
         if "backbone" in snakemake.input.keys():
-            backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
+            backbone = read_backbone(snakemake.input.backbone)
+            log.info("fine-tuning from the backbone %s", snakemake.input.backbone)
         train = TrainSettings(**settings["train"], threads=snakemake.threads)
         cache = open_cache(snakemake.input.cache)
         empty = np.zeros(0, dtype=int)

@@ -9,6 +9,7 @@ import torch
 
 from labelbias.cache import open_cache
 from labelbias.perturb import Perturbation, PerturbedCache
+from labelbias.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
 from labelbias.train import TrainSettings, train_target
 
@@ -28,7 +29,7 @@ def main(snakemake):
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     backbone = None
     if "backbone" in snakemake.input.keys():
-        backbone = torch.load(snakemake.input.backbone, map_location="cpu", weights_only=True)["state_dict"]
+        backbone = read_backbone(snakemake.input.backbone)
         log.info("starting from the backbone %s", snakemake.input.backbone)
     log.info("target %s, %d classes from column %s, settings %s", target, frame[target["column"]].nunique(), target["column"], settings)
     cache = open_cache(snakemake.input.cache)

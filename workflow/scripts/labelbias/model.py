@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -54,6 +55,11 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Mod
             f"unexpected {list(unexpected)[:3]})"
         )
     return model
+
+
+def read_backbone(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of a backbone written by the workflow (``model.pt``), without unpickling code."""
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def initial_model(n_classes: int, init: str, backbone: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
