@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_curve
 
 from labelbias.evaluation import (
     TABLE2_COLUMNS,
@@ -12,18 +13,23 @@ from labelbias.evaluation import (
     compare_to_baseline,
     dose_response,
     evaluate_scenario,
+    roc_points,
     table2,
     table2_layout,
     threshold_at_fpr,
 )
 from labelbias.features import oriented_pc1
-from labelbias.findings import check_findings
+from labelbias.findings import EffectSizes, check_findings
 
 
 def test_threshold_is_the_roc_point_closest_to_the_target_fpr():
     labels = np.array([0] * 10 + [1] * 10)
     scores = np.concatenate([np.linspace(0.0, 0.9, 10), np.linspace(0.5, 1.0, 10)])
     threshold = threshold_at_fpr(labels, scores, 0.1)
+    # The ROC points are scikit-learn's, without importing it in the evaluation jobs.
+    for lab, sco in ((labels, scores), (labels, np.round(scores, 1))):
+        for ours, theirs in zip(roc_points(lab, sco), roc_curve(lab, sco, drop_intermediate=False), strict=True):
+            np.testing.assert_allclose(ours, theirs)
     predicted = scores >= threshold
     assert predicted[labels == 0].mean() == pytest.approx(0.1)
     assert threshold == pytest.approx(0.9)
@@ -182,6 +188,18 @@ def test_findings_class_each_scenario_and_check_its_pattern():
     assert found.loc[("FUJI", "clean"), "finding"] == "b" and found.loc[("FUJI", "clean"), "holds"] == "yes"
     assert found.loc[("HOLO", "biased"), "finding"] == "c" and found.loc[("HOLO", "biased"), "holds"] == "no"
     assert "FUJI TPR 0.900->0.750 (-0.150 [-0.160, -0.140])" in found.loc[("FUJI", "biased"), "observed"]
+    # a fall with a tight interval but below the minimum effect size is not a finding
+    small = table2_rows.copy()
+    fuji = (small["scenario"] == "FUJI") & (small["subgroup"] == "FUJI") & (small["threshold_source"] == "clean")
+    small.loc[fuji, ["tpr_change", "tpr_change_ci_low", "tpr_change_ci_high"]] = [-0.03, -0.035, -0.025]
+    others = (small["scenario"] == "FUJI") & (small["subgroup"] != "FUJI")
+    small.loc[others, ["tpr_change", "tpr_change_ci_low", "tpr_change_ci_high"]] = [0.0, -0.01, 0.01]
+    found = check_findings(small, targets, separability, shares).set_index(["scenario", "threshold_source"])
+    assert found.loc[("FUJI", "clean"), "holds"] == "no"
+    assert "by at least 0.05 (TPR) and 0.02 (FPR)" in found.loc[("FUJI", "clean"), "expected"]
+    lenient = EffectSizes(min_tpr_change=0.02, min_fpr_change=0.02)
+    found = check_findings(small, targets, separability, shares, sizes=lenient).set_index(["scenario", "threshold_source"])
+    assert found.loc[("FUJI", "clean"), "holds"] == "yes"
     # a non-separable target (AUC 0.5) is finding (a)
     separability["manufacturer"]["auc"] = 0.5
     found = check_findings(table2_rows, targets, separability, shares).set_index(["scenario", "threshold_source"])

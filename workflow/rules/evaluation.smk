@@ -83,7 +83,10 @@ rule findings:
         targets=scenario_targets(),
         baseline=BASELINE,
         separable_auc=config["evaluation"]["separable_auc"],
-        no_change=config["evaluation"]["no_change"],
+        effect_sizes={
+            key: config["evaluation"][key]
+            for key in ("min_tpr_change", "min_fpr_change", "no_change")
+        },
     script:
         "../scripts/findings.py"
 
@@ -135,8 +138,6 @@ rule pc1:
         "../../envs/analysis.yaml"
     resources:
         **cpu_job(mem_mb=2000, runtime=10),
-    params:
-        seed=config["seed"],
     script:
         "../scripts/pc1.py"
 

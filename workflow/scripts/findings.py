@@ -2,7 +2,7 @@
 
 import logging
 
-from labelbias.findings import check_findings
+from labelbias.findings import EffectSizes, check_findings
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")
@@ -20,9 +20,8 @@ def main(snakemake):
         attribute: cohort[attribute].astype(str).value_counts(normalize=True)
         for attribute in {target[0] for target in targets.values() if target}
     }
-    table = check_findings(
-        table2, targets, separability, shares, float(snakemake.params.separable_auc), float(snakemake.params.no_change)
-    )
+    sizes = EffectSizes(**{key: float(value) for key, value in dict(snakemake.params.effect_sizes).items()})
+    table = check_findings(table2, targets, separability, shares, float(snakemake.params.separable_auc), sizes)
     log.info("\n%s", table[["finding", "scenario", "threshold_source", "holds"]].to_string(index=False))
     write_tsv(table, snakemake.output.table)
 

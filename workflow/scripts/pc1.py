@@ -16,7 +16,6 @@ def main(snakemake):
         read_tsv(snakemake.input.features_index, dtype={"image_id": str}),
         read_tsv(snakemake.input.predictions, dtype={"image_id": str}),
         read_tsv(snakemake.input.cohort, dtype={"image_id": str}),
-        seed=int(snakemake.params.seed),
     )
     log.info("PC1: %s", facts)
     write_tsv(table, snakemake.output.table)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
 
 TABLE2_COLUMNS = [
     "scenario",
@@ -26,6 +25,25 @@ TABLE2_COLUMNS = [
 ]
 
 
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FPR, TPR and threshold of every ROC point, highest threshold first (an infinite one to start).
+
+    The same points as scikit-learn's ``roc_curve(drop_intermediate=False)``: one per
+    distinct score, an image counted positive when its score is >= the threshold.
+    Written out so that the evaluation jobs need not import scikit-learn.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    ordered, positive = scores[order], labels[order] == 1
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
+    true_positives = np.r_[0, np.cumsum(positive)[last_of_each_score]]
+    false_positives = np.r_[0, (last_of_each_score + 1) - true_positives[1:]]
+    thresholds = np.r_[np.inf, ordered[last_of_each_score]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return false_positives / false_positives[-1], true_positives / true_positives[-1], thresholds
+
+
 def threshold_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float) -> float:
     """The ROC point whose FPR is closest to ``target_fpr`` (the study's rule); its score threshold.
 
@@ -34,7 +52,7 @@ def threshold_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float) 
     """
     if len(np.unique(labels)) < 2:
         raise ValueError("threshold selection needs both classes in the validation labels")
-    fpr, _, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+    fpr, _, thresholds = roc_points(labels, scores)
     index = int(np.argmin(np.abs(fpr - target_fpr)))
     return float(min(thresholds[index], np.nextafter(np.float64(1.0), 2.0)))
 

@@ -13,13 +13,30 @@ The study then predicts:
 (c) separable majority, biased-label threshold: every subgroup's TPR and FPR
     fall, the biased subgroup's TPR the most.
 
-"Fall" means the change's 95% interval lies below 0, so a finding never rests on
-a difference the intervals do not support.
+A rate "falls" when the change is at least a minimum effect size (``min_tpr_change``,
+``min_fpr_change``) *and* its 95% interval lies below 0: a finding never rests on a
+difference the intervals do not support, nor on one too small to matter (a 0.02
+drop with a tight interval is not the study's 0.17).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class EffectSizes:
+    """What counts as a change in the findings check (absolute rates, not percent)."""
+
+    min_tpr_change: float = 0.05
+    min_fpr_change: float = 0.02
+    no_change: float = 0.03
+
+    def minimum(self, metric: str) -> float:
+        return self.min_tpr_change if metric == "tpr" else self.min_fpr_change
+
 
 FINDING_COLUMNS = ["finding", "scenario", "threshold_source", "expected", "observed", "holds"]
 
@@ -43,8 +60,8 @@ def _change(row: pd.Series, metric: str) -> str:
     )
 
 
-def _falls(row: pd.Series, metric: str) -> bool:
-    return bool(row[f"{metric}_change_ci_high"] < 0)
+def _falls(row: pd.Series, metric: str, sizes: EffectSizes) -> bool:
+    return bool(row[f"{metric}_change_ci_high"] < 0 and row[f"{metric}_change"] <= -sizes.minimum(metric))
 
 
 def check_findings(
@@ -53,10 +70,12 @@ def check_findings(
     separability: dict[str, pd.DataFrame],
     shares: dict[str, pd.Series],
     separable_auc: float = 0.9,
-    no_change: float = 0.03,
+    sizes: EffectSizes = EffectSizes(),
 ) -> pd.DataFrame:
     """One row per (finding, scenario, threshold source) with the numbers it rests on and whether it holds."""
     rows = []
+    falls_by = f"by at least {sizes.min_tpr_change:g} (TPR) and {sizes.min_fpr_change:g} (FPR)"
+    no_change = sizes.no_change
     for scenario, target in targets.items():
         if not target:
             continue
@@ -74,18 +93,24 @@ def check_findings(
                 rows.append(("a", scenario, source, f"no subgroup's TPR moves by {no_change} or more",
                              observed_all, largest < no_change))
             elif kind == "not separable":
-                holds = all(_falls(r, "tpr") and _falls(r, "fpr") for _, r in cells.iterrows())
-                rows.append(("a", scenario, source, "every subgroup's TPR and FPR fall", observed_all, holds))
+                holds = all(_falls(r, "tpr", sizes) and _falls(r, "fpr", sizes) for _, r in cells.iterrows())
+                rows.append(("a", scenario, source, f"every subgroup's TPR and FPR fall {falls_by}", observed_all, holds))
             elif kind == "separable minority":
                 bound = abs(float(biased["tpr_change"])) / 2
-                holds = _falls(biased, "tpr") and _falls(biased, "fpr") and bool((others["tpr_change"].abs() < bound).all())
+                holds = (
+                    _falls(biased, "tpr", sizes)
+                    and _falls(biased, "fpr", sizes)
+                    and bool((others["tpr_change"].abs() < bound).all())
+                )
                 rows.append(("b", scenario, source,
-                             f"{subgroup}'s TPR and FPR fall; every other subgroup's TPR moves by less than half of {subgroup}'s",
+                             f"{subgroup}'s TPR and FPR fall {falls_by}; every other subgroup's TPR moves by less "
+                             f"than half of {subgroup}'s",
                              observed_all, holds))
             elif kind == "separable majority" and source == "biased":
-                everyone = all(_falls(r, "tpr") and _falls(r, "fpr") for _, r in cells.iterrows())
+                everyone = all(_falls(r, "tpr", sizes) and _falls(r, "fpr", sizes) for _, r in cells.iterrows())
                 most = bool((float(biased["tpr_change"]) < others["tpr_change"]).all())
-                rows.append(("c", scenario, source, f"every subgroup's TPR and FPR fall, {subgroup}'s TPR the most",
+                rows.append(("c", scenario, source,
+                             f"every subgroup's TPR and FPR fall {falls_by}, {subgroup}'s TPR the most",
                              observed_all, everyone and most))
             elif kind == "unknown":
                 rows.append(("?", scenario, source, f"no separability table for {attribute}: cannot class {subgroup}",
