@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelbias.separability import patient_bootstrap_auc, probe_subgroup_information, separability_table
+from sklearn.metrics import roc_auc_score
+
+from labelbias.separability import patient_bootstrap_auc, probe_subgroup_information, separability_table, weighted_auc
 
 
 def _cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -37,6 +39,21 @@ def test_perfect_and_random_classifiers_give_auc_one_and_about_half():
     table = separability_table(random, cohort, "pseudo_subgroup", n_boot=200, seed=0)
     assert table["auc"].between(0.35, 0.65).all()
     assert ((table["ci_low"] < 0.5) & (table["ci_high"] > 0.5)).all()
+
+
+def test_weighted_auc_equals_the_auc_of_the_repeated_images():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 200)
+    scores = np.round(rng.random(200) + 0.4 * labels, 1)  # rounded: many ties across classes
+    weights = rng.integers(0, 4, size=(25, 200))
+    weights[0] = 1
+    weights[1] = np.where(labels == 1, weights[1], 0)  # one class only: undefined
+    aucs = weighted_auc(labels, scores, weights)
+    assert aucs[0] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert np.isnan(aucs[1])
+    for draw in range(2, 25):
+        repeated = np.repeat(np.arange(200), weights[draw])
+        assert aucs[draw] == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]), abs=1e-12)
 
 
 def test_patient_bootstrap_is_wider_than_image_count_suggests():

@@ -297,7 +297,7 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     # FUJI's rate changed and one scenario is new: their labels, models, probes, PC1 and
     # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
     expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate", "image_review", "detect"] * 2
-    expected += ["crossfit"] * 5 * 2
+    expected += ["crossfit"] * 2
     expected += ["table2", "findings", "figures", "detection_summary", "provenance", "all"]
     assert sorted(planned_rules(workdir)) == sorted(expected)
 

@@ -191,24 +191,15 @@ def backbone_weights(wildcards):
     return {"backbone": "results/backbone/model.pt"} if uses_backbone(config) else {}
 
 
-def crossfit_inputs(wildcards):
-    """A linear cross-fit reads the frozen backbone features; a fine-tuned one the image cache."""
+def crossfit_outputs(wildcards):
+    """A scenario's cross-fitted probabilities: one table (linear) or one per fold (fine-tuned)."""
     if DETECTION["model"] == "linear":
-        return {
-            "features": "results/detection/features.npy",
-            "features_index": "results/detection/features.tsv",
-        }
-    return {
-        **backbone_weights(wildcards),
-        "cache": "results/cache/images.npy",
-        "index": "results/cache/index.tsv",
-    }
-
-
-def crossfit_resources():
-    if DETECTION["model"] == "linear":
-        return cpu_job(mem_mb=2000, runtime=10)
-    return gpu_job(mem_mb=4000, runtime=120)
+        return [f"results/detection/{wildcards.scenario}/crossfit.tsv"]
+    return expand(
+        "results/detection/{scenario}/fold{fold}.tsv",
+        scenario=wildcards.scenario,
+        fold=range(DETECTION["folds"]),
+    )
 
 
 def review_attribute(scenario):

@@ -41,9 +41,33 @@ rule backbone_features:
         "../scripts/backbone_features.py"
 
 
+# A linear cross-fit is seconds of work: all folds of a scenario in one job.
 rule crossfit:
     input:
-        unpack(crossfit_inputs),
+        features="results/detection/features.npy",
+        features_index="results/detection/features.tsv",
+        folds="results/detection/folds.tsv",
+        labels="results/labels/{scenario}.tsv",
+    output:
+        probabilities="results/detection/{scenario}/crossfit.tsv",
+    log:
+        "logs/detection/{scenario}.crossfit.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        settings=crossfit_settings(config),
+    script:
+        "../scripts/crossfit.py"
+
+
+# A fine-tuned cross-fit trains a network per fold: one (GPU) job each.
+rule crossfit_fold:
+    input:
+        unpack(backbone_weights),
+        cache="results/cache/images.npy",
+        index="results/cache/index.tsv",
         folds="results/detection/folds.tsv",
         labels="results/labels/{scenario}.tsv",
     output:
@@ -54,19 +78,16 @@ rule crossfit:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
     resources:
-        **crossfit_resources(),
+        **gpu_job(mem_mb=4000, runtime=120),
     params:
         settings=crossfit_settings(config),
     script:
-        "../scripts/crossfit.py"
+        "../scripts/crossfit_fold.py"
 
 
 rule detect:
     input:
-        folds=expand(
-            "results/detection/{{scenario}}/fold{fold}.tsv",
-            fold=range(DETECTION["folds"]),
-        ),
+        folds=crossfit_outputs,
         labels="results/labels/{scenario}.tsv",
         cohort="results/data/cohort.tsv",
     output:

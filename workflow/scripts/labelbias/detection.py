@@ -65,6 +65,13 @@ def linear_crossfit(
     return probabilities
 
 
+def heldout_table(frame: pd.DataFrame, held: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """``image_id, fold, prob_0, prob_1`` of one fold's held-out images (rows of ``frame`` where ``held``)."""
+    out = pd.DataFrame({"image_id": frame.loc[held, "image_id"].to_numpy(), "fold": frame.loc[held, "fold"].to_numpy()})
+    out["prob_0"], out["prob_1"] = probabilities[:, 0], probabilities[:, 1]
+    return out
+
+
 def confident_true_labels(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """The class each image is confidently in (cleanlab's rule), or -1 where no class passes its threshold.
 

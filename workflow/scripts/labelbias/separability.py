@@ -12,6 +12,30 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
+def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC of binary ``labels`` for each row of ``weights`` (draws x images), ties counted half.
+
+    An image of weight k counts as k copies of it, so a row of patient-bootstrap
+    multiplicities gives exactly the AUC of the resampled set (what ``roc_auc_score``
+    returns on the concatenated copies), for every draw in one vectorised pass.
+    Rows without both classes give NaN.
+    """
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    positive = np.asarray(labels) == 1
+    _, tie_group = np.unique(scores, return_inverse=True)  # equal scores share a group, ordered by score
+    n_groups = int(tie_group.max()) + 1 if len(tie_group) else 0
+    draws = np.arange(weights.shape[0])[:, None]
+    pos_by_group = np.zeros((weights.shape[0], n_groups))
+    neg_by_group = np.zeros((weights.shape[0], n_groups))
+    np.add.at(pos_by_group, (draws, tie_group[positive][None, :]), weights[:, positive])
+    np.add.at(neg_by_group, (draws, tie_group[~positive][None, :]), weights[:, ~positive])
+    negatives_below = np.cumsum(neg_by_group, axis=1) - neg_by_group
+    pairs = (pos_by_group * (negatives_below + 0.5 * neg_by_group)).sum(axis=1)
+    total = pos_by_group.sum(axis=1) * neg_by_group.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, pairs / total, np.nan)
+
+
 def patient_bootstrap_auc(
     labels: np.ndarray, scores: np.ndarray | list[np.ndarray], patients: np.ndarray, n_boot: int, seed: int
 ) -> tuple[float, float]:
@@ -23,14 +47,20 @@ def patient_bootstrap_auc(
     runs = scores if isinstance(scores, list) else [scores]
     rng = np.random.default_rng(seed)
     unique, inverse = np.unique(patients, return_inverse=True)
-    members = [np.flatnonzero(inverse == i) for i in range(len(unique))]
-    values = []
-    for _ in range(n_boot):
-        chosen = rng.integers(0, len(runs), len(runs)) if len(runs) > 1 else [0]
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
-        if labels[idx].min() == labels[idx].max():
-            continue
-        values.append(np.mean([roc_auc_score(labels[idx], runs[k][idx]) for k in chosen]))
+    # Draws in chunks of about 4 million image weights: bounded memory on a large test set.
+    chunk = max(1, 4_000_000 // max(len(labels), 1))
+    values: list[float] = []
+    for start in range(0, n_boot, chunk):
+        chosen_runs, image_weights = [], []
+        for _ in range(min(chunk, n_boot - start)):
+            chosen_runs.append(rng.integers(0, len(runs), len(runs)) if len(runs) > 1 else np.zeros(1, dtype=int))
+            multiplicity = np.bincount(rng.integers(0, len(unique), len(unique)), minlength=len(unique))
+            image_weights.append(multiplicity[inverse])
+        weights = np.asarray(image_weights)
+        # AUC of every run under every draw's resample; a draw then averages its chosen runs.
+        per_run = np.stack([weighted_auc(labels, run, weights) for run in runs], axis=1)
+        values += [float(per_run[d, chosen].mean()) for d, chosen in enumerate(chosen_runs)]
+    values = [v for v in values if np.isfinite(v)]
     if not values:
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
