@@ -96,6 +96,20 @@ def test_dicom_tags_per_vendor(planned, tmp_path):
     assert len({s[4] for s in seen.values()}) >= 3  # pixel spacings differ
 
 
+def test_jpeg2000_share_compresses_that_share_of_holo_files_and_changes_nothing_else(planned):
+    _, _, jobs = planned
+    _, _, partly = plan_dataset(replace(SMALL, jpeg2000_share=0.3))
+    _, _, none = plan_dataset(replace(SMALL, jpeg2000_share=0.0))
+    holo = [j.manufacturer == "HOLOGIC, Inc." for j in jobs]
+    assert all(j.jpeg2000 == h for j, h in zip(jobs, holo, strict=True))  # share 1: every HOLO file
+    compressed = np.array([j.jpeg2000 for j in partly])
+    assert not compressed[~np.array(holo)].any()
+    assert 0.2 < compressed[np.array(holo)].mean() < 0.4
+    assert not any(j.jpeg2000 for j in none)
+    for a, b in zip(jobs, partly, strict=True):
+        assert replace(a, jpeg2000=b.jpeg2000) == b
+
+
 def test_same_seed_gives_identical_files(planned, tmp_path):
     _, _, jobs = planned
     subset = jobs[:12]

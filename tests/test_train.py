@@ -211,6 +211,10 @@ def test_train_target_handles_multiclass_and_writes_val_and_test():
         }
     )
     settings = TrainSettings(epochs=1, batch_size=15, seed=1, threads=1)
+    # Without test images (the backbone's held-out patients) only validation predictions come back.
+    no_test = frame.assign(split=["train"] * 120 + ["val"] * 60)
+    _, _, val_only, val_features, _ = train_target(no_test, "vendor", cache, settings)
+    assert set(val_only["split"]) == {"val"} and len(val_only) == 60 and val_features.shape == (60, 512)
     result, classes, predictions, features, index = train_target(frame, "vendor", cache, settings)
     assert classes == ["FUJI", "GEMS", "HOLO"]
     assert set(predictions["split"]) == {"val", "test"} and len(predictions) == 60
@@ -264,3 +268,5 @@ def test_fit_without_validation_keeps_the_last_epoch():
     assert all(np.isnan(h["val_auc"]) for h in result.history)
     probabilities, _ = predict(result.model, cache, np.arange(120, 160))
     assert probabilities.shape == (40, 2)
+    probabilities, features = predict(result.model, cache, np.zeros(0, dtype=int), with_features=True)
+    assert probabilities.shape == (0, 2) and features.shape == (0, 512)

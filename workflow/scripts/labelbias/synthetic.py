@@ -115,6 +115,7 @@ class SyntheticSettings:
     roi_share: float = 0.02
     matrix_scale: float = 0.04
     jpeg2000: bool = True
+    jpeg2000_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
     clinical: list[dict[str, object]] = []
     jobs: list[ImageJob] = []
     used_acc: set[int] = set()
+    # Its own stream: the share of compressed files never changes any other draw.
+    compression_rng = np.random.default_rng([settings.seed, 2000])
     epoch = dt.date(2012, 1, 1)
     centres = dict(zip(DENSITY_CLASSES, settings.density_centres, strict=True))
 
@@ -264,7 +267,9 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
                         columns=cols,
                         pixel_spacing=spacing,
                         vendor_signal=settings.vendor_signal,
-                        jpeg2000=settings.jpeg2000 and look.jpeg2000,
+                        jpeg2000=bool(
+                            settings.jpeg2000 and look.jpeg2000 and compression_rng.random() < settings.jpeg2000_share
+                        ),
                     )
                 )
                 png = f"/images/png/cohort_1/{empi}/{study_uid}/{sop_uid}.png"

@@ -162,8 +162,10 @@ def predict(model: torch.nn.Module, cache: np.ndarray, rows: np.ndarray, batch_s
         probabilities.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         if with_features:
             features.append(feats.float().cpu().numpy())
-    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, model.fc.out_features))
-    return probs, (np.concatenate(features) if with_features else None)
+    if not probabilities:
+        empty_features = np.zeros((0, model.fc.in_features), dtype=np.float32)
+        return np.zeros((0, model.fc.out_features), dtype=np.float32), (empty_features if with_features else None)
+    return np.concatenate(probabilities), (np.concatenate(features) if with_features else None)
 
 
 def fingerprint(
