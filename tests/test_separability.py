@@ -8,7 +8,13 @@ import pytest
 
 from sklearn.metrics import roc_auc_score
 
-from labelbias.separability import patient_bootstrap_auc, probe_subgroup_information, separability_table, weighted_auc
+from labelbias.separability import (
+    patient_bootstrap_auc,
+    probe_subgroup_information,
+    separability_table,
+    shrinkage_lda_probabilities,
+    weighted_auc,
+)
 
 
 def _cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -92,3 +98,20 @@ def test_seeds_are_averaged_and_their_spread_widens_the_interval():
         assert both.loc[vendor, "n_seeds"] == 2
         assert both.loc[vendor, "auc_min_seed"] == single[0].loc[vendor, "auc"]
         assert both.loc[vendor, "ci_high"] - both.loc[vendor, "ci_low"] > single[1].loc[vendor, "ci_high"] - single[1].loc[vendor, "ci_low"]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_shrinkage_lda_is_scikit_learns(n_classes):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, n_classes, 400)
+    x = rng.normal(size=(400, 40)) + 0.7 * y[:, None] * (np.arange(40) < 5)
+    x[:, 7] = 0.0  # a dead unit, as ReLU features have
+    x = x.astype(np.float32)
+    reference = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
+    reference.fit(x[:300], y[:300])
+    ours = shrinkage_lda_probabilities(x[:300], y[:300], x[300:], n_classes)
+    np.testing.assert_allclose(ours, reference.predict_proba(x[300:]), atol=1e-6)

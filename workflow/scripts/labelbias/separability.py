@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 
 def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -110,6 +107,72 @@ def separability_table(
     return pd.DataFrame(rows)
 
 
+def _standardise(x: np.ndarray, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(x - mean) / sd with the mean and sd (ddof 0; a constant column keeps sd 1) of ``reference``."""
+    reference = x if reference is None else reference
+    scale = reference.std(axis=0)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+    return (x - reference.mean(axis=0)) / scale, scale
+
+
+def ledoit_wolf_covariance(x: np.ndarray) -> np.ndarray:
+    """The Ledoit-Wolf shrunk covariance of the rows of ``x`` (scikit-learn's ``ledoit_wolf``)."""
+    n, p = x.shape
+    centred = x - x.mean(axis=0)
+    empirical = centred.T @ centred / n
+    squares = centred**2
+    variances = squares.sum(axis=0) / n
+    mu = variances.sum() / p
+    delta_sum = float((empirical**2).sum())
+    beta = (float((squares.T @ squares).sum()) / n - delta_sum) / (p * n)
+    delta = (delta_sum - 2.0 * mu * variances.sum() + p * mu**2) / p
+    beta = min(beta, delta)
+    shrinkage = 0.0 if beta == 0 else beta / delta
+    shrunk = (1.0 - shrinkage) * empirical
+    shrunk.flat[:: p + 1] += shrinkage * mu
+    return shrunk
+
+
+def shrinkage_lda_probabilities(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """Class probabilities of a shrinkage LDA on standardised features.
+
+    The same model as scikit-learn's ``StandardScaler`` + ``LinearDiscriminantAnalysis(
+    solver="lsqr", shrinkage="auto")`` (each class's covariance shrunk by Ledoit-Wolf on
+    its standardised features, weighted by the class priors), written with two matrix
+    products and a linear solve per fit: a probe's 15 fits take a second, not ten.
+    Columns of classes absent from ``y_train`` are 0.
+    """
+    x_train = x_train.astype(np.float64)
+    train, _ = _standardise(x_train)
+    test, _ = _standardise(x_test.astype(np.float64), x_train)
+    present = np.unique(y_train)
+    priors = np.array([np.mean(y_train == c) for c in present])
+    means = np.array([train[y_train == c].mean(axis=0) for c in present])
+    covariance = np.zeros((train.shape[1], train.shape[1]))
+    for prior, c in zip(priors, present, strict=True):
+        members, scale = _standardise(train[y_train == c])
+        covariance += prior * scale[:, None] * ledoit_wolf_covariance(members) * scale[None, :]
+    try:
+        coef = np.linalg.solve(covariance, means.T).T
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(covariance, means.T, rcond=None)[0].T
+    intercept = -0.5 * np.einsum("ij,ij->i", means, coef) + np.log(priors)
+    scores = test @ coef.T + intercept
+    if len(present) == 2:
+        # scikit-learn's binary LDA: a logistic of the difference of the two scores.
+        difference = scores[:, 1] - scores[:, 0]
+        positive = 1.0 / (1.0 + np.exp(-difference))
+        known = np.stack([1.0 - positive, positive], axis=1)
+    else:
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        known = shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities = np.zeros((len(x_test), n_classes))
+    probabilities[:, present] = known
+    return probabilities
+
+
 def probe_subgroup_information(
     features: np.ndarray, frame: pd.DataFrame, attributes: list[str], folds: int = 5, seed: int = 0
 ) -> pd.DataFrame:
@@ -131,9 +194,7 @@ def probe_subgroup_information(
         for train, test in splitter.split(x, y, groups):
             # Shrinkage LDA: a linear classifier fitted in closed form, about five
             # times faster than logistic regression on 512-d features, same AUCs here.
-            model = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
-            model.fit(x[train], y[train])
-            out_of_fold[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
+            out_of_fold[test] = shrinkage_lda_probabilities(x[train], y[train], x[test], len(names))
         for i, name in enumerate(names):
             rows.append(
                 {"attribute": attribute, "subgroup": name, "auc": round(float(roc_auc_score(y == i, out_of_fold[:, i])), 4)}
