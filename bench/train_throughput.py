@@ -11,7 +11,7 @@ allocator state or threads never flatter another's.
    slow machine of this project (2-core AMD EPYC, AVX2) has about 55 images/s.
 3. Levers, at the default input size and threads (config.yaml): the raw network with
    each of the engine's levers added in turn (kernel taps that only see padding
-   skipped, fused Adam, glibc keeping freed memory), ending at the network the
+   left out, fused Adam, glibc keeping freed memory), ending at the network the
    workflow trains.
 4. Pipeline: `labelbias.train.fit` on a memory-mapped cache (class-balanced batches
    read from the map, augmentation, the learning-rate schedule), timed over the same
@@ -44,6 +44,12 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 SLOW_MACHINE_REFERENCE = 55.0  # images/s of the reference network on the project's slow machine
 LEVERS = ("plain", "live_taps", "fused_adam", "allocator")
+LEVER_TEXT = {
+    "plain": "torchvision's network, stock Adam",
+    "live_taps": "+ kernel taps that only see padding left out (model.compact)",
+    "fused_adam": "+ fused Adam",
+    "allocator": "+ glibc keeps freed blocks (train.keep_freed_memory)",
+}
 
 
 def cpu_model() -> str:
@@ -77,7 +83,7 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     import torch.nn.functional as F
     from torchvision.models import resnet18
 
-    from labelbias.model import grey_stem, skip_dead_taps
+    from labelbias.model import compact, grey_stem
     from labelbias.train import keep_freed_memory
 
     on = set(LEVERS[1 : 1 + levers])
@@ -88,7 +94,7 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     model = resnet18(num_classes=2)
     model.conv1 = grey_stem(model.conv1, keep_weights=False)
     if "live_taps" in on:
-        skip_dead_taps(model)
+        compact(model, height, width)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused="fused_adam" in on or None)
     x = torch.rand(32, 1, height, width)
     y = torch.arange(32) % 2
@@ -200,12 +206,12 @@ def main() -> None:
 
     print(f"\nraw network, {args.height}x{args.width}, batch 32, {args.threads} thread(s), {args.batches} batches "
           "(each lever added to the ones above)")
-    print(f"{'lever':<14} {'train images/s':>15} {'x plain':>8} {'inference images/s':>19}")
+    print(f"{'lever':<14} {'train images/s':>15} {'x plain':>8} {'inference images/s':>19}  what")
     raw = {}
     for count, lever in enumerate(LEVERS):
         raw[lever] = child("--raw", str(count), *size, "--threads", str(args.threads), "--batches", str(args.batches))
         print(f"{lever:<14} {raw[lever]['train']:>15.1f} {raw[lever]['train'] / raw['plain']['train']:>8.2f} "
-              f"{raw[lever]['inference']:>19.1f}")
+              f"{raw[lever]['inference']:>19.1f}  {LEVER_TEXT[lever]}")
 
     out = ROOT / "bench" / "out" / "train"
     out.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,7 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["detection"].update(folds=1), "folds"),
         (lambda c: c["detection"].update(filter_by="vote"), "vote"),
         (lambda c: c["image_review"].update(per_cell=0), "per_cell"),
+        (lambda c: c["train"].update(fine_tune_from="layer5"), "layer5"),
     ],
 )
 def test_schema_errors_name_the_value_or_key(edit, message):
@@ -90,6 +91,8 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
         (lambda c: c["backbone"].update(init="scratch"), "detection.model: 'linear' reads frozen backbone features"),
         (lambda c: c["detection"].update(attributes=["scanner"]), "detection.attributes: unknown attribute 'scanner'"),
+        (lambda c: (c["backbone"].update(init="scratch"), c["detection"].update(model="finetune"),
+                    c["train"].update(fine_tune_from="layer4")), "train.fine_tune_from: 'layer4' keeps the stages"),
     ],
 )
 def test_semantic_errors_name_the_key(edit, key):
@@ -116,6 +119,12 @@ def test_models_start_from_the_backbone_and_held_out_share_follows_init():
     config = load_default()
     assert train_settings(config)["init"] == "backbone" and train_settings(config, "separability")["init"] == "backbone"
     assert backbone_settings(config)["init"] == "scratch"
+    config["train"]["fine_tune_from"] = "layer4"
+    assert backbone_settings(config)["fine_tune_from"] == "stem"  # from random weights everything trains
+    assert train_settings(config, "separability")["fine_tune_from"] == "layer4"
+    config["separability"]["fine_tune_from"] = "stem"
+    assert train_settings(config, "separability")["fine_tune_from"] == "stem"
+    config["train"]["fine_tune_from"] = "stem"
     assert holdout_share(config) == config["backbone"]["holdout"] > 0
     config["backbone"]["init"] = "imagenet"
     assert train_settings(config)["init"] == "imagenet" and holdout_share(config) == 0.0

@@ -12,7 +12,16 @@ from labelbias.imaging import CACHE_MAX
 from labelbias.errors import DataQualityError
 from torchvision.models import resnet18
 
-from labelbias.model import LiveTapConv2d, build_resnet18, grey_stem, initial_model, live_taps, penultimate
+from labelbias.model import (
+    build_resnet18,
+    compact,
+    expand,
+    freeze_before,
+    grey_stem,
+    initial_model,
+    live_taps,
+    penultimate,
+)
 from labelbias.train import (
     TrainSettings,
     balanced_batches,
@@ -94,34 +103,49 @@ def test_live_taps_are_those_that_touch_the_input():
     assert live_taps(8, 7, 2, 3) == (0, 6)
 
 
-@pytest.mark.parametrize(
-    "size, stride, in_channels",
-    [((1, 1), 1, 8), ((2, 2), 2, 8), ((1, 3), 1, 4), ((2, 1), 2, 4), ((2, 2), 1, 4), ((6, 5), 2, 3)],
-)
-def test_live_tap_convolution_equals_the_full_convolution(size, stride, in_channels):
+@pytest.mark.parametrize("height, width", [(32, 24), (40, 30), (20, 16), (64, 48)])
+def test_compacted_network_computes_the_same_function_and_gradients(height, width):
     torch.manual_seed(0)
-    full = torch.nn.Conv2d(in_channels, 6, 3, stride, 1, bias=False).double()
-    live = LiveTapConv2d(in_channels, 6, 3, stride, 1, bias=False).double()
+    full = build_resnet18(3).double()
+    live = build_resnet18(3).double()
     live.load_state_dict(full.state_dict())
-    x = torch.randn(5, in_channels, *size, dtype=torch.float64, requires_grad=True)
-    x_live = x.detach().clone().requires_grad_(True)
-    out_full, out_live = full(x), live(x_live)
-    torch.testing.assert_close(out_live, out_full)
-    grad = torch.randn_like(out_full)
-    out_full.backward(grad)
-    out_live.backward(grad)
-    torch.testing.assert_close(x_live.grad, x.grad)
-    torch.testing.assert_close(live.weight.grad, full.weight.grad)
+    cropped = compact(live, height, width)
+    x = torch.randn(6, 1, height, width, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2, 0, 1, 2])
+    torch.testing.assert_close(live(x), full(x))
+    torch.nn.functional.cross_entropy(full(x), target).backward()
+    torch.nn.functional.cross_entropy(live(x), target).backward()
+    for item in cropped:
+        conv = live.get_submodule(item.name)
+        full_grad = full.get_submodule(item.name).weight.grad
+        torch.testing.assert_close(conv.weight.grad, full_grad[:, :, item.rows, item.cols])
+        dead = torch.ones_like(full_grad, dtype=torch.bool)
+        dead[:, :, item.rows, item.cols] = False
+        assert (full_grad[dead] == 0).all()  # the taps left out never had a gradient
+    torch.testing.assert_close(live.conv1.weight.grad, full.conv1.weight.grad)
+    if (height, width) == (32, 24):
+        assert {item.name for item in cropped} == {"layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
+        assert sum(p.numel() for p in live.parameters()) < 0.4 * sum(p.numel() for p in full.parameters())
+    if (height, width) == (64, 48):
+        assert cropped == []  # every tap is live
 
 
-def test_live_tap_convolution_really_skips_the_dead_taps():
-    conv = LiveTapConv2d(4, 4, 3, 1, 1, bias=False)
+def test_expand_restores_the_full_network_with_the_trained_taps():
+    torch.manual_seed(0)
+    model = build_resnet18(2).eval()
+    names_and_shapes = [(k, v.shape) for k, v in model.state_dict().items()]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cropped = compact(model, 32, 24)
     with torch.no_grad():
-        conv.weight.fill_(float("nan"))
-        conv.weight[:, :, 1, 1] = 1.0
-    # A full 3x3 convolution would multiply the NaN taps with the zero padding.
-    assert torch.isfinite(conv(torch.ones(2, 4, 1, 1))).all()
-    assert torch.isnan(conv(torch.ones(2, 4, 3, 3))).any()
+        model.layer4[1].conv2.weight.add_(1.0)  # "training" the live taps
+    x = torch.rand(3, 1, 32, 24)
+    expected = model(x)
+    expand(model, cropped)
+    assert [(k, v.shape) for k, v in model.state_dict().items()] == names_and_shapes
+    torch.testing.assert_close(model(x), expected)
+    weight = model.state_dict()["layer4.1.conv2.weight"]
+    torch.testing.assert_close(weight[:, :, 1, 1], before["layer4.1.conv2.weight"][:, :, 1, 1] + 1)
+    assert torch.equal(weight[:, :, 0, 0], before["layer4.1.conv2.weight"][:, :, 0, 0])  # dead taps untouched
 
 
 def test_the_network_keeps_torchvision_weights_and_outputs():
@@ -132,8 +156,7 @@ def test_the_network_keeps_torchvision_weights_and_outputs():
     assert list(model.state_dict()) == list(reference.state_dict())
     reference.load_state_dict(model.state_dict())
     x = torch.rand(3, 1, 32, 24)
-    torch.testing.assert_close(model(x), reference.eval()(x), rtol=1e-4, atol=1e-5)
-    assert sum(isinstance(m, LiveTapConv2d) for m in model.modules()) == 17  # the stem and every 3x3
+    torch.testing.assert_close(model(x), reference.eval()(x))
 
 
 def test_allocator_setting_is_accepted_here():
@@ -258,6 +281,21 @@ def test_fit_from_a_backbone_starts_where_it_left_and_resumes_only_with_the_same
     other = build_resnet18(2).state_dict()
     again = fit(cache, rows[:120], labels[:120], rows[120:], labels[120:], 2, settings, checkpoint, backbone=other)
     assert again.resumed_from_epoch == 0  # another backbone: not the same run
+
+
+def test_fine_tuning_from_layer4_keeps_the_earlier_stages_as_they_started():
+    cache, labels = toy_cache()
+    start = _fit(cache, labels, settings=TrainSettings(**{**SETTINGS.__dict__, "epochs": 1})).model.state_dict()
+    settings = TrainSettings(**{**SETTINGS.__dict__, "init": "backbone", "epochs": 1, "fine_tune_from": "layer4"})
+    rows = np.arange(len(labels))
+    tuned = fit(cache, rows[:120], labels[:120], rows[120:], labels[120:], 2, settings, backbone=start).model.state_dict()
+    for name, value in tuned.items():
+        if name.startswith(("conv1", "bn1", "layer1", "layer2", "layer3")):
+            assert torch.equal(value, start[name]), name  # weights and batch-norm statistics alike
+        elif name.startswith("layer4") and name.endswith("weight"):
+            assert not torch.equal(value, start[name]), name
+    with pytest.raises(ValueError, match="unknown stage"):
+        freeze_before(build_resnet18(2), "layer5")
 
 
 def test_fit_without_validation_keeps_the_last_epoch():

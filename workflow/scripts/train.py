@@ -24,6 +24,9 @@ def main(snakemake):
     if target["kind"] == "labels":
         labels = read_tsv(snakemake.input.labels, dtype={"image_id": str})
         frame = frame.merge(labels[["image_id", target["column"]]], on="image_id", validate="one_to_one")
+    elif "+" in target["column"]:
+        # A joint target (e.g. density+manufacturer): one class per combination.
+        frame[target["column"]] = frame[target["column"].split("+")].astype(str).agg("/".join, axis=1)
     settings = TrainSettings(**dict(snakemake.params.train), threads=snakemake.threads)
     checkpoint = Path(snakemake.params.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,15 @@ def check_config(config: dict[str, Any]) -> None:
                     f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
                 )
 
+    if config["backbone"]["init"] == "scratch":
+        for key in ("train", "separability"):
+            stage = config[key].get("fine_tune_from", "stem")
+            if stage != "stem":
+                raise ConfigError(
+                    f"{key}.fine_tune_from: {stage!r} keeps the stages before it at their starting weights, "
+                    "but backbone.init is 'scratch' (random weights); use 'stem' or a pretrained init"
+                )
+
     if config["detection"]["enabled"] and config["detection"]["model"] == "linear":
         if config["backbone"]["init"] == "scratch":
             raise ConfigError(
@@ -197,7 +206,7 @@ def train_settings(config: dict[str, Any], target: str = "density", replicate: i
     """
     settings = {k: v for k, v in config["train"].items() if k != "threads"}
     if target != "density":
-        for key in ("epochs", "lr"):
+        for key in ("epochs", "lr", "fine_tune_from"):
             if key in config["separability"]:
                 settings[key] = config["separability"][key]
     settings["init"] = MODEL_INIT[config["backbone"]["init"]]
@@ -254,5 +263,6 @@ def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in config["train"].items() if k != "threads"}
     settings.update({key: backbone[key] for key in ("epochs", "lr", "lr_schedule")})
     settings["init"] = "scratch"
+    settings["fine_tune_from"] = "stem"  # from random weights every stage trains
     settings["seed"] = scenario_seed(int(config["seed"]), "backbone")
     return settings

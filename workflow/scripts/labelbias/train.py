@@ -33,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 from .augment import augment_batch
 from .errors import DataQualityError
 from .imaging import CACHE_MAX
-from .model import initial_model, penultimate
+from .model import compact, expand, freeze_before, initial_model, penultimate
 
 log = logging.getLogger("labelbias")
 
@@ -48,6 +48,7 @@ class TrainSettings:
     seed: int = 0
     augment: bool = True
     init: str = "scratch"  # scratch, imagenet or backbone (see model.INITS)
+    fine_tune_from: str = "stem"  # the first stage that trains (model.STAGES); "stem": all of them
     threads: int = 1
     eval_batch_size: int = 256
     max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
@@ -149,11 +150,14 @@ def validation_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
 def predict(model: torch.nn.Module, cache: np.ndarray, rows: np.ndarray, batch_size: int = 256, with_features: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Class probabilities (and 512-d features) for cache rows, in the given order.
 
-    Runs a channels-last copy of the model: inference in that layout is about 1.7x
-    faster on the CPU (measured; training is not, so training keeps its layout).
+    Runs a compacted (:func:`model.compact`), channels-last copy of the model: inference
+    in that layout is about 1.7x faster on the CPU (measured; training is not, so
+    training keeps its layout).
     """
     dev = next(model.parameters()).device
-    evaluator = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    evaluator = copy.deepcopy(model).eval()
+    compact(evaluator, *cache.shape[-2:])
+    evaluator = evaluator.to(memory_format=torch.channels_last)
     probabilities, features = [], []
     for start in range(0, len(rows), batch_size):
         batch = load_batch(cache, rows[start : start + batch_size]).to(dev).to(memory_format=torch.channels_last)
@@ -219,11 +223,16 @@ def fit(
     keep_freed_memory()
     dev = device()
     torch.manual_seed(settings.seed)
-    model = initial_model(n_classes, settings.init, backbone).to(dev)
+    model = initial_model(n_classes, settings.init, backbone)
+    frozen = freeze_before(model, settings.fine_tune_from)
+    # Trained without the kernel taps that only see padding at this input size; expanded at the end.
+    cropped = compact(model, *cache.shape[-2:])
+    model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     # One fused kernel per step instead of a temporary tensor per operation and parameter.
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scaler = torch.amp.GradScaler(enabled=dev.type == "cuda")
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
 
@@ -247,6 +256,8 @@ def fit(
 
     for epoch in range(start_epoch, settings.epochs + 1):
         model.train()
+        for module in frozen:
+            module.eval()
         rng = np.random.default_rng([settings.seed, epoch])
         generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
         batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
@@ -315,6 +326,7 @@ def fit(
             on_epoch_end(epoch)
 
     model.load_state_dict(best_state)
+    expand(model, cropped)
     return TrainResult(
         model=model,
         best_epoch=best_epoch,
