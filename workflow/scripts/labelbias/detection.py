@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from cleanlab.count import get_confident_thresholds
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -113,6 +110,8 @@ def subgroup_error_rates(
     """
     labels = frame["label_given"].to_numpy().astype(int)
     k = pred_probs.shape[1]
+    from cleanlab.count import get_confident_thresholds  # here: the fold and cross-fit jobs never need cleanlab
+
     thresholds = np.asarray(get_confident_thresholds(labels, pred_probs))
     truth = confident_true_labels(labels, pred_probs, thresholds)
     rng = np.random.default_rng(seed)
@@ -164,6 +163,9 @@ def subgroup_error_rates(
 
 def flag_images(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str) -> tuple[np.ndarray, np.ndarray]:
     """Per image: label quality (cleanlab's self-confidence; low = suspect) and the label-issue flag."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
     quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")
     # One process: cleanlab's default pool of workers can hang inside a job script that forked before.
     flagged = find_label_issues(labels, pred_probs, filter_by=filter_by, n_jobs=1)

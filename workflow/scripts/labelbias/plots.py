@@ -9,7 +9,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import gaussian_kde  # noqa: E402
 
 DENSITY_COLOURS = {"A": "#1b9e77", "B": "#7570b3", "C": "#d95f02", "D": "#e7298a"}
 PANELS = [("manufacturer", "HOLO"), ("manufacturer", "GEMS"), ("manufacturer", "FUJI"),
@@ -19,6 +18,8 @@ PANELS = [("manufacturer", "HOLO"), ("manufacturer", "GEMS"), ("manufacturer", "
 def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
     if len(values) < 3 or np.std(values) == 0:
         return None
+    from scipy.stats import gaussian_kde  # here: the image-grid jobs need no KDE
+
     return gaussian_kde(values)(grid)
 
 
