@@ -13,8 +13,8 @@ from labelbias.separability import (
     probe_subgroup_information,
     separability_table,
     shrinkage_lda_probabilities,
-    weighted_auc,
 )
+from labelbias.metrics import auc, macro_ovr_auc, weighted_auc
 
 
 def _cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -60,6 +60,16 @@ def test_weighted_auc_equals_the_auc_of_the_repeated_images():
     for draw in range(2, 25):
         repeated = np.repeat(np.arange(200), weights[draw])
         assert aucs[draw] == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]), abs=1e-12)
+
+
+def test_auc_and_macro_auc_are_scikit_learns():
+    rng = np.random.default_rng(6)
+    targets = rng.integers(0, 3, 300)
+    probabilities = rng.dirichlet([1, 1, 1], 300) + 0.3 * np.eye(3)[targets]
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    assert auc(targets == 1, probabilities[:, 1]) == pytest.approx(roc_auc_score(targets == 1, probabilities[:, 1]), abs=1e-12)
+    expected = roc_auc_score(targets, probabilities, multi_class="ovr", average="macro", labels=[0, 1, 2])
+    assert macro_ovr_auc(targets, probabilities) == pytest.approx(expected, abs=1e-12)
 
 
 def test_patient_bootstrap_is_wider_than_image_count_suggests():

@@ -148,15 +148,26 @@ def test_expand_restores_the_full_network_with_the_trained_taps():
     assert torch.equal(weight[:, :, 0, 0], before["layer4.1.conv2.weight"][:, :, 0, 0])  # dead taps untouched
 
 
-def test_the_network_keeps_torchvision_weights_and_outputs():
-    torch.manual_seed(0)
-    model = build_resnet18(2).eval()
-    reference = resnet18(num_classes=2)
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_network_is_torchvisions_resnet18_weight_for_weight(seed):
+    # torchvision's ResNet-18 built the way build_resnet18 builds its own (as it did before).
+    torch.manual_seed(seed)
+    reference = resnet18(weights=None)
     reference.conv1 = grey_stem(reference.conv1, keep_weights=False)
-    assert list(model.state_dict()) == list(reference.state_dict())
-    reference.load_state_dict(model.state_dict())
+    reference.fc = torch.nn.Linear(512, 2)
+    torch.manual_seed(seed)
+    model = build_resnet18(2)
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert [(k, v.shape) for k, v in ours.items()] == [(k, v.shape) for k, v in theirs.items()]
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name  # the same seed gives the same weights
     x = torch.rand(3, 1, 32, 24)
-    torch.testing.assert_close(model(x), reference.eval()(x))
+    torch.testing.assert_close(model.eval()(x), reference.eval()(x), rtol=0, atol=0)
+    # and a torchvision state_dict (ImageNet's, say) loads into it unchanged
+    rgb = resnet18(weights=None).state_dict()
+    from labelbias.resnet import ResNet18
+
+    ResNet18().load_state_dict(rgb)
 
 
 def test_allocator_setting_is_accepted_here():

@@ -106,7 +106,7 @@ def cluster_run(tmp_path_factory):
 def test_every_non_local_job_went_through_sbatch(cluster_run):
     jobs = cluster_run["jobs"]
     expected = Counter({rule: n for rule, n in cluster_run["expected"].items() if rule not in LOCAL_RULES})
-    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 10 and expected["crossfit"] == 3
+    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 10 and expected["crossfit"] == 5
     assert Counter(jobs["rule"]) == expected
     assert set(jobs["state"]) == {"COMPLETED"}
     assert not set(jobs["rule"]) & LOCAL_RULES

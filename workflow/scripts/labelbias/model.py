@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
 
 from .errors import DataQualityError
+from .resnet import ResNet18
 
 # Where a model's weights start (the study: ImageNet). "backbone" is a ResNet-18 the
 # workflow trained itself on patients held out of the cohort: ImageNet's role, offline.
@@ -133,11 +133,19 @@ def build_resnet18(n_classes: int, pretrained: bool = False) -> nn.Module:
     exactly the output of the pretrained network on the grey image repeated to three
     channels (the study's input) at a third of the stem's cost.
     """
-    weights = ResNet18_Weights.IMAGENET1K_V1 if pretrained else None
-    model = resnet18(weights=weights)
+    model = ResNet18(num_classes=1000)
+    if pretrained:
+        model.load_state_dict(imagenet_weights())
     model.conv1 = grey_stem(model.conv1, keep_weights=pretrained)
     model.fc = nn.Linear(model.fc.in_features, n_classes)
     return model
+
+
+def imagenet_weights() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights of ResNet-18 (downloaded once into the torch cache; needs a network)."""
+    from torchvision.models import ResNet18_Weights  # here: only this path needs torchvision
+
+    return ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
 
 
 def grey_stem(stem: nn.Conv2d, keep_weights: bool) -> nn.Conv2d:

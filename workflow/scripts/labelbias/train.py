@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from .augment import augment_batch
 from .errors import DataQualityError
 from .imaging import CACHE_MAX
+from .metrics import auc, macro_ovr_auc
 from .model import compact, expand, freeze_before, initial_model, penultimate
 
 log = logging.getLogger("labelbias")
@@ -142,8 +142,11 @@ def validation_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
     if len(np.unique(targets)) < 2:
         raise DataQualityError("the validation set holds a single class: AUC is undefined")
     if probabilities.shape[1] == 2:
-        return float(roc_auc_score(targets, probabilities[:, 1]))
-    return float(roc_auc_score(targets, probabilities, multi_class="ovr", average="macro", labels=np.arange(probabilities.shape[1])))
+        return auc(targets == 1, probabilities[:, 1])
+    missing = sorted(set(range(probabilities.shape[1])) - set(np.unique(targets).tolist()))
+    if missing:
+        raise DataQualityError(f"the validation set holds no image of class {missing[0]}: its AUC is undefined")
+    return macro_ovr_auc(targets, probabilities)
 
 
 @torch.inference_mode()
