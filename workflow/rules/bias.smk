@@ -1,3 +1,4 @@
+# A second's work that gates a training job: made before any small analysis job.
 rule labels:
     input:
         cohort="results/data/cohort.tsv",
@@ -6,6 +7,7 @@ rule labels:
         summary="results/labels/{run}.summary.tsv",
     log:
         "logs/labels/{run}.log",
+    priority: 15
     conda:
         "../../envs/data.yaml"
     resources:

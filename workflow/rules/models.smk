@@ -29,8 +29,8 @@ rule pretrain_backbone:
         "../scripts/train.py"
 
 
-# Density models first: with two cores, the two shorter subgroup classifiers then
-# fill the gap next to the last density model instead of running after it.
+# Training jobs before the small analysis jobs: those parallelise at the end, a
+# training job left to run alone does not.
 rule train_density:
     input:
         unpack(backbone_weights),
@@ -77,6 +77,7 @@ rule train_separability:
         history="results/separability/{classifier}/history.tsv",
     log:
         "logs/separability/{classifier}.log",
+    priority: 10
     conda:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
