@@ -30,6 +30,8 @@ rule backbone_features:
         index="results/detection/features.tsv",
     log:
         "logs/detection/features.log",
+    # Starts the cross-fitting chain while the last models train, not after them.
+    priority: 5
     conda:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
