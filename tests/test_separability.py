@@ -70,6 +70,12 @@ def test_auc_and_macro_auc_are_scikit_learns():
     assert auc(targets == 1, probabilities[:, 1]) == pytest.approx(roc_auc_score(targets == 1, probabilities[:, 1]), abs=1e-12)
     expected = roc_auc_score(targets, probabilities, multi_class="ovr", average="macro", labels=[0, 1, 2])
     assert macro_ovr_auc(targets, probabilities) == pytest.approx(expected, abs=1e-12)
+    # a class absent from the targets is left out of the mean
+    present = targets != 2
+    two_classes = roc_auc_score(targets[present] == 0, probabilities[present, 0])
+    assert macro_ovr_auc(targets[present], probabilities[present]) == pytest.approx(
+        np.mean([two_classes, roc_auc_score(targets[present] == 1, probabilities[present, 1])]), abs=1e-12
+    )
 
 
 def test_patient_bootstrap_is_wider_than_image_count_suggests():

@@ -36,5 +36,11 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def macro_ovr_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean over classes of each class's one-vs-rest AUC (``roc_auc_score(multi_class="ovr", average="macro")``)."""
-    return float(np.mean([auc(targets == k, probabilities[:, k]) for k in range(probabilities.shape[1])]))
+    """Mean over classes of each class's one-vs-rest AUC (``roc_auc_score(multi_class="ovr", average="macro")``).
+
+    A class with no image in ``targets`` has no AUC and is left out of the mean (a small
+    validation set can miss a rare class, e.g. BI-RADS A, and still select an epoch).
+    """
+    per_class = [auc(targets == k, probabilities[:, k]) for k in range(probabilities.shape[1])]
+    defined = [value for value in per_class if np.isfinite(value)]
+    return float(np.mean(defined)) if defined else float("nan")
