@@ -26,6 +26,7 @@ from labelbias.train import (
     TrainSettings,
     balanced_batches,
     fit,
+    joint_target,
     keep_freed_memory,
     learning_rate,
     load_batch,
@@ -319,3 +320,10 @@ def test_fit_without_validation_keeps_the_last_epoch():
     assert probabilities.shape == (40, 2)
     probabilities, features = predict(result.model, cache, np.zeros(0, dtype=int), with_features=True)
     assert probabilities.shape == (0, 2) and features.shape == (0, 512)
+
+
+def test_joint_target_is_one_class_per_combination_and_names_a_missing_column():
+    frame = pd.DataFrame({"density": ["C", "C", "B"], "manufacturer": ["FUJI", "HOLO", "FUJI"]})
+    assert joint_target(frame, "density+manufacturer").tolist() == ["C/FUJI", "C/HOLO", "B/FUJI"]
+    with pytest.raises(DataQualityError, match="no column race"):
+        joint_target(frame, "density+race")

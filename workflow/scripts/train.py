@@ -11,7 +11,7 @@ from labelbias.cache import open_cache
 from labelbias.perturb import Perturbation, PerturbedCache
 from labelbias.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.train import TrainSettings, train_target
+from labelbias.train import TrainSettings, joint_target, train_target
 
 log = logging.getLogger("labelbias")
 
@@ -25,8 +25,7 @@ def main(snakemake):
         labels = read_tsv(snakemake.input.labels, dtype={"image_id": str})
         frame = frame.merge(labels[["image_id", target["column"]]], on="image_id", validate="one_to_one")
     elif "+" in target["column"]:
-        # A joint target (e.g. density+manufacturer): one class per combination.
-        frame[target["column"]] = frame[target["column"].split("+")].astype(str).agg("/".join, axis=1)
+        frame[target["column"]] = joint_target(frame, target["column"])
     settings = TrainSettings(**dict(snakemake.params.train), threads=snakemake.threads)
     checkpoint = Path(snakemake.params.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -361,6 +361,15 @@ def evaluation_outputs(
     return probabilities, features
 
 
+def joint_target(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Classes of a joint target such as ``density+manufacturer``: one per combination (``C/FUJI``)."""
+    parts = column.split("+")
+    missing = [part for part in parts if part not in frame.columns]
+    if missing:
+        raise DataQualityError(f"target '{column}': the cohort has no column {', '.join(missing)}")
+    return frame[parts].astype(str).agg("/".join, axis=1)
+
+
 def train_target(
     frame: pd.DataFrame,
     target_column: str,
