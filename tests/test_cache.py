@@ -8,6 +8,7 @@ import pytest
 
 from labelbias.cache import (
     check_unreadable_share,
+    unreadable_images,
     merge_shards,
     open_cache,
     preprocess_shard,
@@ -75,10 +76,36 @@ def test_corrupt_and_truncated_files_go_to_qc_with_their_paths(fixture_images, e
     qc = pd.concat(qcs)
     bad = qc[qc["status"] == "unreadable"]
     assert set(bad["image_id"]) == {fixture_images.loc[0, "image_id"], fixture_images.loc[5, "image_id"]}
-    assert all(str(p) in r for p, r in zip(bad["image_path"], bad["reason"], strict=True))
+    assert set(bad["image_path"]) == {str(first), str(second)}
+    # the path has its own column; the reason does not repeat it
+    assert all(str(p) not in r and r for p, r in zip(bad["image_path"], bad["reason"], strict=True))
     index, _ = merge_shards(fixture_images, arrays, qcs, tmp_path / "cache.npy")
     assert len(index) == 14
     with pytest.raises(DataQualityError, match=r"2 of 16 images \(12\.5%\) are unreadable") as error:
         check_unreadable_share(qc, 0.05)
     assert str(first) in str(error.value) and str(second) in str(error.value)
     check_unreadable_share(qc, 0.2)  # within the allowed share: no error
+
+
+def test_too_many_unreadable_images_names_five_once_each_and_where_the_rest_are():
+    paths = [f"/data/images/{i:04d}.dcm" for i in range(40)]
+    qc = pd.DataFrame(
+        {
+            "image_id": [f"id{i}" for i in range(40)],
+            "image_path": paths,
+            "status": ["unreadable" if i % 4 == 0 else "ok" for i in range(40)],
+            "flipped": 0,
+            "reason": ["cannot decode DICOM pixel data (InvalidDicomError: no preamble)" if i % 4 == 0 else "" for i in range(40)],
+        }
+    )
+    listed = unreadable_images(pd.concat([qc, qc.iloc[:1]]))  # a repeated row is listed once
+    assert list(listed.columns) == ["image_id", "image_path", "reason"]
+    assert list(listed["image_path"]) == paths[::4]
+    with pytest.raises(DataQualityError) as error:
+        check_unreadable_share(qc, 0.1, full_list="logs/unreadable_images.tsv")
+    message = str(error.value)
+    assert message.startswith("10 of 40 images (25.0%) are unreadable, more than preprocess.max_unreadable_fraction = 10.0%")
+    assert "The first 5:" in message and message.endswith("All 10 are listed in logs/unreadable_images.tsv.")
+    for path in paths[:20:4]:
+        assert message.count(path) == 1 and f"{path}: cannot decode DICOM pixel data" in message
+    assert paths[20] not in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from labelbias.config import (
 )
 from labelbias.runs import plan_runs
 from labelbias.errors import ConfigError
+from labelbias.schema import check_schema, config_error_text, load_schema, schema_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -201,3 +203,113 @@ def test_study_config_is_valid_and_starts_from_imagenet():
     validate(config, SCHEMA, set_default=True)
     assert config["backbone"]["init"] == "imagenet" and holdout_share(config) == 0.0
     assert train_settings(config)["init"] == "imagenet" and config["train"]["lr"] == 1e-5
+
+
+# --- one readable line per schema problem, and names that stay in their folders ---
+
+SCHEMA_DOC = load_schema(SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "edit,line",
+    [
+        (lambda c: c.update(sede=3), "unknown key 'sede' at the top level (did you mean 'seed'?)"),
+        (lambda c: c["train"].update(epoch=3), "unknown key 'epoch' in train (did you mean 'epochs'?)"),
+        (lambda c: c["cluster"].update(queue="gpu"), "unknown key 'queue' in cluster (known keys: account, "),
+        (lambda c: c["train"].update(epochs=0), "train.epochs = 0 must be at least 1"),
+        (lambda c: c["train"].update(epochs="ten"), "train.epochs = 'ten' must be an integer"),
+        (lambda c: c["bias"].update(rate=1.5), "bias.rate = 1.5 must be at most 1"),
+        (lambda c: c["preprocess"].update(mask_threshold=0), "preprocess.mask_threshold = 0 must be above 0"),
+        (lambda c: c.update(scenarios={}), "scenarios is empty: give at least 1 entry"),
+        (lambda c: c["train"].update(lr_schedule="linear"), "train.lr_schedule = 'linear' must be one of: constant, cosine"),
+        (lambda c: c["bias"].update(densities=["E"]), "bias.densities[0] = 'E' must be one of: A, B, C, D"),
+        (lambda c: c["bias"].update(densities=[]), "bias.densities has 0 item(s): give at least 1"),
+        (lambda c: c["cohort"].update(split={"train": 0.5, "val": 0.5}), "cohort.split: missing key 'test'"),
+        (lambda c: c.update(train=3), "train = 3 must be a mapping (key: value)"),
+        (lambda c: c["scenarios"].update(X=5), "scenarios.X = 5 must be a mapping (key: value) or empty"),
+        (lambda c: c["data"]["synthetic"]["vendor_mix"].update({"HOLOGIC, Inc.": -1}),
+         "data.synthetic.vendor_mix['HOLOGIC, Inc.'] = -1 must be at least 0"),
+        (lambda c: c["cluster"].update(gpu_model="a100 --wrap=x"),
+         "cluster.gpu_model = 'a100 --wrap=x' must match the pattern ^[A-Za-z0-9_.]*$"),
+    ],
+)
+def test_each_schema_problem_is_one_line_naming_its_key(edit, line):
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    edit(config)
+    problems = schema_problems(config, SCHEMA_DOC)
+    assert len(problems) == 1 and problems[0].startswith(line), problems
+    assert "\n" not in problems[0] and len(problems[0]) < 200
+    with pytest.raises(ConfigError) as error:
+        check_schema(config, SCHEMA)
+    assert config_error_text(error.value) == f"config: {problems[0]}"
+
+
+def test_every_schema_problem_is_reported_at_once_in_key_order():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.update(sede=1)
+    config["train"].update(epochs=0, batch_sise=8)
+    config["bias"]["mode"] = "exam"
+    problems = schema_problems(config, SCHEMA_DOC)
+    assert problems == [
+        "unknown key 'sede' at the top level (did you mean 'seed'?)",
+        "bias.mode = 'exam' must be one of: patient, image",
+        "unknown key 'batch_sise' in train (did you mean 'batch_size'?)",
+        "train.epochs = 0 must be at least 1",
+    ]
+    assert schema_problems(yaml.safe_load((ROOT / "config.yaml").read_text()), SCHEMA_DOC) == []
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "x.summary", "-n", "FUJI@rate0.5", "with space", ""])
+def test_scenario_names_that_could_leave_their_folder_are_refused(name):
+    config = load_default()
+    config["scenarios"][name] = {"attribute": "manufacturer", "subgroup": "FUJI"}
+    problems = schema_problems(config, SCHEMA_DOC)
+    assert problems == [
+        f"scenarios: name {name!r} is not allowed: names become folder and file names (results/models/NAME/, "
+        "results/labels/NAME.tsv): use letters, digits, '_' and '-', starting with a letter or digit"
+    ]
+
+
+@pytest.mark.parametrize(
+    "edit,key",
+    [
+        (lambda c: c["scenarios"].update(summary={}), "scenarios.summary: the name is taken by results/detection/summary.tsv"),
+        (lambda c: c["scenarios"].update(Features={}), "scenarios.Features: the name is taken by results/detection/features.tsv"),
+        (lambda c: c["scenarios"].update(fuji={"attribute": "manufacturer", "subgroup": "FUJI"}),
+         "scenarios: 'FUJI' and 'fuji' differ only in case"),
+        (lambda c: c["cohort"]["attributes"].update(manufacturer={"column": "x", "values": {"a": "A"}}),
+         "cohort.attributes.manufacturer: 'manufacturer' is a built-in attribute"),
+    ],
+)
+def test_names_that_would_collide_on_disk_are_refused(edit, key):
+    config = load_default()
+    edit(config)
+    assert schema_problems(config, SCHEMA_DOC) == []
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        check_config(config)
+
+
+def test_attribute_names_follow_their_pattern():
+    config = load_default()
+    config["cohort"]["attributes"]["Age.bin"] = {"column": "age", "values": {"1": "young"}}
+    assert schema_problems(config, SCHEMA_DOC) == [
+        "cohort.attributes: name 'Age.bin' is not allowed: attribute names become file names and table "
+        "columns: use lower-case letters, digits and '_', starting with a letter"
+    ]
+
+
+def test_every_generated_run_and_classifier_name_is_one_safe_path_component():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    extended = yaml.safe_load((ROOT / "config" / "extended.yaml").read_text())
+    for key, value in extended.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    config["scenarios"]["FUJI-low_2"] = {"attribute": "manufacturer", "subgroup": "FUJI", "rate": 0.05}
+    config["dose_response"]["rates"] = [1e-05, 0.125, 0.5]
+    config["dose_response"]["scenarios"] = ["FUJI", "FUJI-low_2"]
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    names = [*plan_runs(config), *separability_runs(config)]
+    assert "FUJI-low_2@rate1e-05@seed1" in names
+    for name in names:
+        assert "/" not in name and not name.startswith((".", "-")) and name not in {".", ".."}, name
+    assert len({name.casefold() for name in names}) == len(names)

@@ -316,6 +316,24 @@ def test_config_error_stops_before_any_job(tmp_path):
     assert not (workdir / "results").exists()
 
 
+def test_schema_errors_print_one_line_each_and_no_traceback(tmp_path):
+    workdir = tmp_path / "schema"
+    bad = {**TINY, "sede": 1, "train": {**TINY["train"], "epochs": 0}, "scenarios": {"..": {}, "clean": {}}}
+    write_config(workdir, bad)
+    result = snakemake(workdir, "-n")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "config: unknown key 'sede' at the top level (did you mean 'seed'?)",
+        "config: scenarios: name '..' is not allowed: names become folder and file names (results/models/NAME/, "
+        "results/labels/NAME.tsv): use letters, digits, '_' and '-', starting with a letter or digit",
+        "config: train.epochs = 0 must be at least 1",
+    ]
+    assert "Traceback" not in result.stdout + result.stderr and not (workdir / "results").exists()
+    write_config(workdir, {**TINY, "scenarios": {}})
+    result = snakemake(workdir, "-n")
+    assert result.returncode != 0 and result.stderr.strip() == "config: scenarios is empty: give at least 1 entry"
+
+
 def _embed_config(embed_dir: Path, max_unreadable: float) -> dict:
     return {
         "seed": 1,
@@ -345,6 +363,10 @@ def test_real_embed_layout_with_a_corrupt_dicom(embed_dir, tmp_path):
     result = snakemake(strict)
     assert result.returncode != 0
     assert "1 of 16 images (6.2%) are unreadable" in result.stderr and str(corrupt) in result.stderr
+    assert f"{corrupt}: {corrupt}" not in result.stderr
+    assert "All 1 are listed in logs/unreadable_images.tsv" not in result.stderr  # the one is in the message
+    unreadable = read(strict / "logs/unreadable_images.tsv")  # kept after the failed job
+    assert list(unreadable["image_path"]) == [str(corrupt)] and unreadable["reason"].str.len().min() > 0
     assert not (strict / "results/cache/images.npy").exists()
     assert not (strict / "results/data/cohort.tsv").exists()
 

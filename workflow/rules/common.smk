@@ -21,10 +21,20 @@ from labelbias.config import (  # noqa: E402
     train_settings,
     uses_backbone,
 )
+from labelbias.errors import ConfigError  # noqa: E402
 from labelbias.runs import dose_scenarios, plan_runs  # noqa: E402
+from labelbias.schema import check_schema, config_error_text  # noqa: E402
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-check_config(config)
+# A bad config stops the run before any job, one line per problem naming the key,
+# without Snakemake's traceback or jsonschema's dump of the schema and config.
+try:
+    check_schema(
+        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    )
+    validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+    check_config(config)
+except ConfigError as error:
+    sys.exit(config_error_text(error))
 
 SCENARIOS = list(config["scenarios"])
 BASELINE = config["baseline_scenario"]

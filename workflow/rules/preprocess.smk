@@ -31,7 +31,9 @@ rule merge_cache:
         index="results/cache/index.tsv",
         qc="results/data/qc.tsv",
     log:
-        "logs/merge_cache.log",
+        main="logs/merge_cache.log",
+        # Every unreadable image, kept when too many of them stop the run.
+        unreadable="logs/unreadable_images.tsv",
     conda:
         "../../envs/data.yaml"
     resources:

@@ -29,7 +29,7 @@ def main(snakemake):
         strip_prefix=source["strip_prefix"],
     )
     for row in qc[qc["status"] != "ok"].itertuples():
-        log.warning("unreadable: %s", row.reason)
+        log.warning("unreadable: %s: %s", row.image_path, row.reason)
     log.info(
         "shard %s: %d images in %.1f s (%.1f images/s)",
         snakemake.wildcards.shard,

@@ -67,13 +67,15 @@ def preprocess_shard(
         try:
             array, flipped = preprocess(reader(path, image_format), settings, source=str(path))
         except ImageReadError as error:
+            # The path has its own column: the reason alone, so no listing repeats it.
+            reason = str(error).removeprefix(f"{path}: ")
             qc.append(
                 {
                     "image_id": record["image_id"],
                     "image_path": str(path),
                     "status": "unreadable",
                     "flipped": 0,
-                    "reason": str(error),
+                    "reason": reason,
                 }
             )
             continue
@@ -89,15 +91,29 @@ def preprocess_shard(
     return stacked, pd.DataFrame(qc, columns=QC_COLUMNS), timing
 
 
-def check_unreadable_share(qc: pd.DataFrame, max_fraction: float) -> None:
-    """Fail the run, naming the first bad files, when too many images are unreadable."""
-    bad = qc[qc["status"] != "ok"]
+def unreadable_images(qc: pd.DataFrame) -> pd.DataFrame:
+    """Every unreadable image of a QC table, once each: image_id, image_path, reason."""
+    bad = qc.loc[qc["status"] != "ok", ["image_id", "image_path", "reason"]]
+    return bad.drop_duplicates("image_path").reset_index(drop=True)
+
+
+def check_unreadable_share(
+    qc: pd.DataFrame, max_fraction: float, full_list: str = "", shown: int = 5
+) -> None:
+    """Fail the run when too many images are unreadable, naming the first ``shown``.
+
+    ``full_list`` says where every one of them is listed (a file that outlives the
+    failed job): with thousands of bad files, the message cannot hold them all.
+    """
+    bad = unreadable_images(qc)
     share = len(bad) / max(len(qc), 1)
     if share > max_fraction:
-        examples = "\n  ".join(f"{r.image_path}: {r.reason}" for r in bad.head(5).itertuples())
+        examples = "\n  ".join(f"{r.image_path}: {r.reason}" for r in bad.head(shown).itertuples())
+        first = f"The first {shown}" if len(bad) > shown else "They are"
+        where = f"\nAll {len(bad)} are listed in {full_list}." if full_list and len(bad) > shown else ""
         raise DataQualityError(
             f"{len(bad)} of {len(qc)} images ({share:.1%}) are unreadable, more than "
-            f"preprocess.max_unreadable_fraction = {max_fraction:.1%}. First ones:\n  {examples}"
+            f"preprocess.max_unreadable_fraction = {max_fraction:.1%}. {first}:\n  {examples}{where}"
         )
 
 

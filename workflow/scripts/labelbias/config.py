@@ -26,6 +26,44 @@ def attribute_names(config: dict[str, Any]) -> list[str]:
     return [*BUILTIN_ATTRIBUTES, *config["cohort"].get("attributes", {})]
 
 
+# results/detection/ holds one table per scenario beside these; a scenario of the
+# same name would overwrite them.
+RESERVED_SCENARIO_NAMES = ("features", "folds", "summary")
+
+
+def check_path_names(config: dict[str, Any]) -> None:
+    """Refuse names that would share a folder or file with another once on disk.
+
+    The schema already limits scenario and attribute names to characters that stay
+    inside their folder; here, the collisions it cannot see: two names that differ
+    only in case (one folder on macOS and Windows file systems) and names the
+    workflow's own files use.
+    """
+    for name in config["scenarios"]:
+        if str(name).casefold() in RESERVED_SCENARIO_NAMES:
+            raise ConfigError(
+                f"scenarios.{name}: the name is taken by results/detection/{str(name).casefold()}.tsv "
+                f"(reserved: {', '.join(RESERVED_SCENARIO_NAMES)}); choose another"
+            )
+    custom = list(config["cohort"].get("attributes", {}))
+    for name in custom:
+        if name in BUILTIN_ATTRIBUTES:
+            raise ConfigError(
+                f"cohort.attributes.{name}: {name!r} is a built-in attribute "
+                f"({', '.join(BUILTIN_ATTRIBUTES)}); choose another name"
+            )
+    for key, names in (("scenarios", list(config["scenarios"])), ("cohort.attributes", custom)):
+        seen: dict[str, str] = {}
+        for name in names:
+            folded = str(name).casefold()
+            if folded in seen:
+                raise ConfigError(
+                    f"{key}: {seen[folded]!r} and {name!r} differ only in case, so their files would be "
+                    "the same on case-insensitive file systems (macOS, Windows); rename one"
+                )
+            seen[folded] = str(name)
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise ConfigError naming the first invalid key of an already schema-valid config."""
     split = config["cohort"]["split"]
@@ -42,6 +80,7 @@ def check_config(config: dict[str, Any]) -> None:
     if len(set(vendor_names)) != len(vendor_names):
         raise ConfigError(f"cohort.vendors: two manufacturers map to the same name ({vendor_names})")
 
+    check_path_names(config)
     known_attributes = attribute_names(config)
     scenarios = config["scenarios"]
     for name, raw in scenarios.items():
