@@ -19,6 +19,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/detection.smk"
 include: "workflow/rules/review.smk"
+include: "workflow/rules/audit.smk"
 
 
 rule all:

@@ -37,14 +37,15 @@ def test_report_shows_tables_and_figures_in_chromium(tiny_run, tmp_path):
     # <script> elements, the categories exist only once the browser has run them.
     rendered = re.sub(r"<script[\s\S]*?</script>", "", dom)
     raw = re.sub(r"<script[\s\S]*?</script>", "", report.read_text())
-    for text in ["1. Data", "2. Separability", "3. Table 2", "4. Figures", "5. Provenance", "6. Detection", "7. Images"]:
+    for text in ["1. Data", "2. Separability", "3. Table 2", "4. Figures", "5. Provenance", "6. Detection", "7. Clean audit",
+                 "8. Images"]:
         assert text in rendered, f"{text!r} missing from the rendered report"
         assert text not in raw
     # and the results each category shows are embedded in the page
     page = report.read_text()
     for name in ["table1.tsv", "manufacturer.tsv", "pseudo_subgroup.tsv", "table2.tsv", "table2.html",
                  "feature_space.png", "thresholds.png", "provenance.html", "summary.tsv", "detection.png",
-                 "HOLO.png"]:
+                 "HOLO.png", "audit.png"]:
         assert name in page, f"{name} is not in the report"
     screenshot = tmp_path / "report.png"
     subprocess.run(

@@ -327,3 +327,18 @@ def test_joint_target_is_one_class_per_combination_and_names_a_missing_column():
     assert joint_target(frame, "density+manufacturer").tolist() == ["C/FUJI", "C/HOLO", "B/FUJI"]
     with pytest.raises(DataQualityError, match="no column race"):
         joint_target(frame, "density+race")
+
+
+def test_epoch_selection_keeps_the_best_validation_auc_or_the_last_epoch():
+    cache, labels = toy_cache()
+    base = {**SETTINGS.__dict__, "epochs": 3}
+    best = _fit(cache, labels, settings=TrainSettings(**base))
+    last = _fit(cache, labels, settings=TrainSettings(**{**base, "select_epoch": "last"}))
+    aucs = [h["val_auc"] for h in best.history]
+    assert best.best_epoch == 1 + int(np.argmax(aucs)) and best.best_val_auc == max(aucs)
+    # same seed, same steps: the two runs share every epoch and differ only in what they keep
+    assert [h["loss"] for h in last.history] == [h["loss"] for h in best.history]
+    assert last.best_epoch == 3 and last.best_val_auc == aucs[-1]
+    rows = np.arange(120, 160)
+    kept_last, _ = predict(last.model, cache, rows, 64)
+    np.testing.assert_allclose(last.val_outputs[0], kept_last, atol=1e-6)

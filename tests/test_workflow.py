@@ -96,6 +96,25 @@ def test_evaluation_writes_table2_and_figures(tiny_run):
     assert "Workflow commit" in (tiny_run / "results/provenance.html").read_text()
 
 
+def test_clean_audit_tables_end_at_the_evaluated_thresholds(tiny_run):
+    summary = read(tiny_run / "results/audit/summary.tsv")
+    assert list(summary.columns) == [
+        "scenario", "attribute", "subgroup", "biased_subgroup", "strategy", "tpr_biased", "tpr_clean",
+        "tpr_lost", "recover_share", "n_to_recover", "n_val_patients",
+    ]
+    assert set(summary["scenario"]) == {"PS1", "FUJI", "GEMS", "HOLO"} and set(summary["strategy"]) == {"random", "suspect"}
+    # one biased subgroup per scenario, once per strategy
+    assert summary.groupby("scenario")["biased_subgroup"].sum().to_dict() == {"FUJI": 2, "GEMS": 2, "HOLO": 2, "PS1": 2}
+    for scenario in ["PS1", "FUJI", "GEMS", "HOLO"]:
+        curve = read(tiny_run / f"results/audit/{scenario}.tsv")
+        overall = curve[(curve["attribute"] == "all") & (curve["strategy"] == "random")]
+        ends = overall.groupby("n_requested")["threshold"].first()
+        for source, n in [("biased", ends.index.min()), ("clean", ends.index.max())]:
+            evaluated = read(tiny_run / f"results/eval/{scenario}/{source}.tsv")
+            assert ends.loc[n] == pytest.approx(evaluated.loc[evaluated["subgroup"] == "all", "threshold"].iloc[0])
+    assert (tiny_run / "results/figures/audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_backbone_is_pretrained_on_held_out_patients_only(tiny_run):
     cohort = read(tiny_run / "results/data/cohort.tsv")
     held_out = read(tiny_run / "results/data/held_out.tsv")
@@ -166,8 +185,9 @@ def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     write_config(workdir, edited)
     shutil.rmtree(workdir / "results/detection")
     shutil.rmtree(workdir / "results/figures/images")
-    # only the provenance page, which records the config, is written again
-    assert sorted(planned_rules(workdir)) == ["all", "provenance"]
+    # the provenance page, which records the config, is written again, and the audits
+    # lose their detection-chosen curves (an input fewer); nothing else
+    assert sorted(planned_rules(workdir)) == sorted(["all", "provenance", "audit_summary"] + ["audit"] * 4)
 
 
 def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
@@ -224,8 +244,8 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     write_config(workdir, edited)
     planned = planned_rules(workdir)
     assert "train_density" not in planned and "train_separability" not in planned
-    assert sorted(set(planned)) == ["all", "evaluate", "figures", "findings", "provenance", "table2"]
-    assert planned.count("evaluate") == 10
+    assert sorted(set(planned)) == ["all", "audit", "audit_summary", "evaluate", "figures", "findings", "provenance", "table2"]
+    assert planned.count("evaluate") == 10 and planned.count("audit") == 4
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_run):
@@ -274,6 +294,8 @@ def test_same_seed_gives_byte_identical_tables(tiny_run, tmp_path):
         "results/data/held_out.tsv",
         "results/cache/images.npy",
         "results/detection/folds.tsv",
+        "results/audit/FUJI.tsv",
+        "results/audit/summary.tsv",
     ]:
         assert (tiny_run / relative).read_bytes() == (second / relative).read_bytes(), relative
 
@@ -298,7 +320,8 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     # evaluations, then the tables that gather all scenarios. Nothing upstream, no other model.
     expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate", "image_review", "detect"] * 2
     expected += ["crossfit"] * 2
-    expected += ["table2", "findings", "figures", "detection_summary", "provenance", "all"]
+    expected += ["audit"] * 2
+    expected += ["table2", "findings", "figures", "detection_summary", "audit_summary", "provenance", "all"]
     assert sorted(planned_rules(workdir)) == sorted(expected)
 
 

@@ -55,6 +55,11 @@ SYNTHETIC_ROOT = "results/synthetic"
 CLUSTER = config["cluster"]
 DETECTION = config["detection"]
 DOSE_RESPONSE = config["dose_response"]["enabled"]
+AUDIT = config["audit"]
+# Scenarios that bias a subgroup (the clean ones have nothing to audit).
+BIAS_SCENARIOS = [
+    name for name, spec in config["scenarios"].items() if spec and spec.get("attribute")
+]
 PERTURBATION = config["perturbation"]["enabled"]
 
 
@@ -71,6 +76,8 @@ localrules:
     table2,
     findings,
     dose_response,
+    audit,
+    audit_summary,
     figures,
     provenance,
 
@@ -222,6 +229,18 @@ def cohort_attributes():
     return ["manufacturer", "pseudo_subgroup", *config["cohort"]["attributes"]]
 
 
+def audit_inputs(wildcards):
+    """A scenario's own model and labels; the detection stage's label quality when it runs."""
+    inputs = {
+        "predictions": f"results/models/{wildcards.scenario}/predictions.tsv",
+        "labels": f"results/labels/{wildcards.scenario}.tsv",
+        "cohort": "results/data/cohort.tsv",
+    }
+    if DETECTION["enabled"]:
+        inputs["detection"] = f"results/detection/{wildcards.scenario}.images.tsv"
+    return inputs
+
+
 def scenario_targets():
     """Scenario -> [attribute, subgroup] it biases (None for clean ones), for the figures."""
     return {
@@ -258,6 +277,7 @@ def final_outputs():
             else []
         ),
         *(["results/eval/dose_response.tsv"] if DOSE_RESPONSE else []),
+        *(["results/audit/summary.tsv"] if AUDIT["enabled"] and BIAS_SCENARIOS else []),
         *(["results/perturbation/separability.tsv"] if PERTURBATION else []),
     ]
 

@@ -11,13 +11,13 @@ rule image_review:
         grid=report(
             "results/figures/images/{scenario}.png",
             caption="../report/image_grid.rst",
-            category="7. Images",
+            category="8. Images",
             labels={"scenario": "{scenario}", "figure": "subgroup x density grid"},
         ),
         loss=report(
             "results/figures/highest_loss/{scenario}.png",
             caption="../report/highest_loss.rst",
-            category="7. Images",
+            category="8. Images",
             labels={"scenario": "{scenario}", "figure": "highest-loss images"},
         ),
     log:

@@ -253,3 +253,58 @@ def dose_response_figure(table: pd.DataFrame, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def audit_figure(curves: dict[str, pd.DataFrame], targets: dict[str, tuple[str, str]], path: str) -> None:
+    """Test TPR and FPR against the number of relabelled validation patients.
+
+    Two rows per bias scenario (TPR, FPR), a panel per subgroup of the attribute it
+    biases. Random audits: mean over draws with the 10-90% range of the draws;
+    detection-chosen audits: one line. Dotted: the biased-label threshold (no audit);
+    dashed: the clean-label threshold (every validation patient relabelled).
+    """
+    scenarios = list(curves)
+    columns = max(curves[s].loc[curves[s]["attribute"] == targets[s][0], "subgroup"].nunique() for s in scenarios)
+    fig, axes = plt.subplots(2 * len(scenarios), columns, figsize=(2.6 * columns, 1.9 * 2 * len(scenarios)),
+                             squeeze=False)
+    for row, scenario in enumerate(scenarios):
+        attribute, target = targets[scenario]
+        curve = curves[scenario]
+        curve = curve[curve["attribute"] == attribute]
+        sizes = sorted(curve["n_requested"].unique())
+        positions = {n: i for i, n in enumerate(sizes)}
+        n_val = int(curve["n_relabelled"].max())
+        labels = ["0" if n == 0 else ("all" if n >= n_val else str(n)) for n in sizes]
+        for col in range(columns):
+            for offset in (0, 1):
+                axes[2 * row + offset][col].set_visible(False)
+        for col, (subgroup, part) in enumerate(curve.groupby("subgroup", sort=True)):
+            for offset, metric in enumerate(("tpr", "fpr")):
+                ax = axes[2 * row + offset][col]
+                ax.set_visible(True)
+                random = part[part["strategy"] == "random"].groupby("n_requested")[metric]
+                x = [positions[n] for n in random.mean().index]
+                ax.plot(x, random.mean().to_numpy(), "o-", color="#1f78b4", ms=3, lw=1.2, label="random patients")
+                ax.fill_between(x, random.quantile(0.1).to_numpy(), random.quantile(0.9).to_numpy(),
+                                color="#1f78b4", alpha=0.18, lw=0)
+                suspect = part[part["strategy"] == "suspect"].sort_values("n_requested")
+                if len(suspect):
+                    ax.plot([positions[n] for n in suspect["n_requested"]], suspect[metric].to_numpy(), "s-",
+                            color="#e31a1c", ms=3, lw=1.2, label="most suspect first")
+                ends = random.mean()
+                ax.axhline(float(ends.iloc[0]), color="#555555", ls=":", lw=1.0, label="biased-label threshold")
+                ax.axhline(float(ends.iloc[-1]), color="#555555", ls="--", lw=1.0, label="clean-label threshold")
+                ax.set_xticks(range(len(sizes)), labels, fontsize=6)
+                ax.tick_params(axis="y", labelsize=6)
+                title = f"{scenario}: {subgroup}" + (" (biased)" if subgroup == target else "")
+                if offset == 0:
+                    ax.set_title(title, fontsize=8, color="#c00000" if subgroup == target else "black")
+                if col == 0:
+                    ax.set_ylabel(f"test {metric.upper()}", fontsize=7)
+                if offset == 1:
+                    ax.set_xlabel("validation patients relabelled", fontsize=7)
+    axes[0][0].legend(fontsize=5.5, loc="lower right")
+    fig.suptitle("What a clean audit buys: the threshold re-picked with n validation patients relabelled", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

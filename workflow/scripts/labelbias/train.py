@@ -52,6 +52,9 @@ class TrainSettings:
     threads: int = 1
     eval_batch_size: int = 256
     max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
+    # "best_val_auc" (the study's model selection) or "last": after a cosine decay to 0
+    # the last epoch is the model the schedule was designed to end in.
+    select_epoch: str = "best_val_auc"
 
 
 def learning_rate(settings: TrainSettings, step: int, total_steps: int) -> float:
@@ -212,7 +215,8 @@ def fit(
     on_epoch_end: Callable[[int], None] | None = None,
     backbone: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train and return the model of the epoch with the best validation AUC.
+    """Train and return the model of the epoch with the best validation AUC, or of the
+    last epoch (``settings.select_epoch``).
 
     Without validation images (cross-fitting has no labels left to select on) every
     epoch's AUC is NaN and the last epoch is kept. ``backbone`` holds the starting
@@ -302,7 +306,8 @@ def fit(
             "epoch %d/%d  loss %.4f  val AUC %.4f  %.1f images/s",
             epoch, settings.epochs, record["loss"], auc, record["images_per_second"],
         )
-        if auc > best_auc or (np.isnan(auc) and epoch == settings.epochs):
+        selected = settings.select_epoch == "last" or auc > best_auc
+        if selected or (np.isnan(auc) and epoch == settings.epochs):
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             # Kept, so the final predictions need not run the validation images again.
