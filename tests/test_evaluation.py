@@ -18,7 +18,7 @@ from labelbias.evaluation import (
     table2_layout,
     threshold_at_fpr,
 )
-from labelbias.features import oriented_pc1
+from labelbias.features import PC1_SHIFT_COLUMNS, oriented_pc1, pc1_median_shift
 from labelbias.findings import EffectSizes, check_findings
 
 
@@ -214,3 +214,54 @@ def test_pc1_is_oriented_by_the_score_and_standardised():
         pc1, explained, correlation = oriented_pc1(sign * features, scores)
         assert correlation > 0.9 and explained > 0.5
         assert pc1.mean() == pytest.approx(0, abs=1e-9) and pc1.std() == pytest.approx(1)
+
+
+def _pc1_tables(shift_x: float, scale: float = 1.0, offset: float = 0.0, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A clean and a biased model's PC1 on the same 400 test images of two vendors; in the
+    biased model vendor X's C images sit ``shift_x`` closer to A (on the A=0, D=1 scale)."""
+    rng = np.random.default_rng(seed)
+    centres = {"A": 0.0, "B": 0.3, "C": 0.6, "D": 1.0}
+    rows = []
+    for i in range(400):
+        density = "ABCD"[i % 4]
+        vendor = "X" if (i // 4) % 2 else "Y"
+        rows.append({"image_id": f"i{i}", "patient": f"p{i // 2}", "manufacturer": vendor, "density": density,
+                     "base": centres[density] + rng.normal(0, 0.05)})
+    frame = pd.DataFrame(rows)
+    clean = frame.assign(pc1=frame["base"])
+    moved = frame["base"] - np.where((frame["manufacturer"] == "X") & (frame["density"] == "C"), shift_x, 0.0)
+    biased = frame.assign(pc1=offset + scale * moved)
+    return {"clean": clean, "X": biased}
+
+
+def test_pc1_shift_finds_class_1_moving_toward_class_0_in_one_subgroup_only():
+    tables = _pc1_tables(0.2)
+    patients = tables["clean"].set_index("image_id")["patient"]
+    groups = [("manufacturer", "X"), ("manufacturer", "Y")]
+    table = pc1_median_shift(tables, "clean", patients, groups, 300, 1)
+    assert list(table.columns) == PC1_SHIFT_COLUMNS and set(table["scenario"]) == {"X"}
+    shifts = table.set_index(["subgroup", "density"])
+    x_c, y_c = shifts.loc[("X", "C")], shifts.loc[("Y", "C")]
+    assert x_c["shift"] == pytest.approx(-0.2, abs=0.03) and x_c["ci_high"] < -0.1
+    assert y_c["shift"] == 0 and y_c["ci_low"] == 0 == y_c["ci_high"]  # untouched images, same anchors
+    assert shifts.loc[("X", "C"), "n_patients"] == 50 and shifts.loc[("X", "C"), "n_images"] == 50
+    # each model is anchored on its own A and D: rescaling one model's PC1 changes nothing
+    rescaled = _pc1_tables(0.2, scale=3.0, offset=-5.0)
+    again = pc1_median_shift(rescaled, "clean", patients, groups, 300, 1).set_index(["subgroup", "density"])
+    np.testing.assert_allclose(again["shift"], shifts["shift"], atol=1e-9)
+    np.testing.assert_allclose(again["ci_low"], shifts["ci_low"], atol=1e-9)
+    same = pc1_median_shift(tables, "clean", patients, groups, 300, 1).set_index(["subgroup", "density"])
+    pd.testing.assert_frame_equal(same, shifts)
+
+
+def test_pc1_shift_anchors_on_the_extreme_classes_present():
+    tables = _pc1_tables(0.2)
+    patients = tables["clean"].set_index("image_id")["patient"]
+    without_d = {name: table[table["density"] != "D"] for name, table in tables.items()}
+    shifts = pc1_median_shift(without_d, "clean", patients, [("manufacturer", "X")], 50, 1)
+    assert set(shifts["density"]) == {"A", "B", "C"}
+    # on the A=0, C=1 scale X's C median moves by about -0.2 / 0.6 of the scale
+    c = shifts.set_index("density").loc["C"]
+    assert c["median_baseline"] == pytest.approx(1.0, abs=0.05) and c["shift"] < -0.15
+    one_class = {name: table[table["density"] == "B"] for name, table in tables.items()}
+    assert pc1_median_shift(one_class, "clean", patients, [("manufacturer", "X")], 50, 1).empty

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
+
+import pandas as pd
 
 from workflow_helpers import snakemake
 
@@ -47,6 +50,25 @@ def test_report_shows_tables_and_figures_in_chromium(tiny_run, tmp_path):
                  "feature_space.png", "thresholds.png", "provenance.html", "summary.tsv", "detection.png",
                  "HOLO.png", "audit.png"]:
         assert name in page, f"{name} is not in the report"
+    # The front page answers first: the findings, then the audit, Table 2 and Fig. 1
+    front = rendered[: rendered.find("About this workflow")]
+    assert "Findings" in front and "of the study's findings hold in this run" in front.replace("&#x27;", "'")
+    findings = pd.read_csv(tiny_run / "results/eval/findings.tsv", sep="\t")
+    for row in findings.itertuples():
+        assert f"({row.finding}) {row.scenario} bias" in front
+    sections = [front.find(f'id="{name}"') for name in ("findings", "what-a-clean-audit-buys", "table-2", "fig-1")]
+    assert -1 not in sections and sections == sorted(sections), sections
+    # every figure loads: the front page's Fig. 1 is the run's figure, byte for byte, and
+    # every PNG the report embeds decodes to a whole PNG file
+    image = re.search(r'<img[^>]+src="data:image/png;base64,([^"]+)"', front)
+    assert image and base64.b64decode("".join(image.group(1).split())) == (
+        tiny_run / "results/figures/feature_space.png"
+    ).read_bytes()
+    embedded = re.findall(r'"data_uri": "data:image/png;[^"]*?filename=([^;"]+);base64,([^"]+)"', page)
+    assert {name for name, _ in embedded} >= {"feature_space.png", "audit.png", "thresholds.png", "detection.png"}
+    for name, data in embedded:
+        files = {path.read_bytes() for path in (tiny_run / "results").rglob(name)}
+        assert base64.b64decode(data) in files, name
     screenshot = tmp_path / "report.png"
     subprocess.run(
         [*browser, "--window-size=1400,900", f"--screenshot={screenshot}", report.as_uri()],

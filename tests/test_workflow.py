@@ -94,6 +94,15 @@ def test_evaluation_writes_table2_and_figures(tiny_run):
     html = (tiny_run / "results/eval/table2.html").read_text()
     assert "TPR FUJI" in html and "FPR PS3" in html
     assert "Workflow commit" in (tiny_run / "results/provenance.html").read_text()
+    shift = read(tiny_run / "results/eval/pc1_shift.tsv")
+    assert list(shift.columns) == [
+        "scenario", "attribute", "subgroup", "density", "median_baseline", "median_scenario",
+        "shift", "ci_low", "ci_high", "n_images", "n_patients",
+    ]
+    assert set(shift["scenario"]) == {"PS1", "FUJI", "GEMS", "HOLO"} and set(shift["density"]) <= set("ABCD")
+    assert (shift["shift"] - (shift["median_scenario"] - shift["median_baseline"])).abs().max() < 1e-9
+    page = (tiny_run / "results/front_page.rst").read_text()
+    assert "Findings" in page and "Table 2" in page and "data:image/png;base64," in page
 
 
 def test_clean_audit_tables_end_at_the_evaluated_thresholds(tiny_run):
@@ -187,7 +196,7 @@ def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     shutil.rmtree(workdir / "results/figures/images")
     # the provenance page, which records the config, is written again, and the audits
     # lose their detection-chosen curves (an input fewer); nothing else
-    assert sorted(planned_rules(workdir)) == sorted(["all", "provenance", "audit_summary"] + ["audit"] * 4)
+    assert sorted(planned_rules(workdir)) == sorted(["all", "provenance", "audit_summary", "front_page"] + ["audit"] * 4)
 
 
 def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
@@ -244,7 +253,9 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     write_config(workdir, edited)
     planned = planned_rules(workdir)
     assert "train_density" not in planned and "train_separability" not in planned
-    assert sorted(set(planned)) == ["all", "audit", "audit_summary", "evaluate", "figures", "findings", "provenance", "table2"]
+    assert sorted(set(planned)) == [
+        "all", "audit", "audit_summary", "evaluate", "figures", "findings", "front_page", "provenance", "table2",
+    ]
     assert planned.count("evaluate") == 10 and planned.count("audit") == 4
 
 
@@ -321,7 +332,7 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     expected = ["labels", "train_density", "probe", "pc1", "evaluate", "evaluate", "image_review", "detect"] * 2
     expected += ["crossfit"] * 2
     expected += ["audit"] * 2
-    expected += ["table2", "findings", "figures", "detection_summary", "audit_summary", "provenance", "all"]
+    expected += ["table2", "findings", "figures", "detection_summary", "audit_summary", "front_page", "provenance", "all"]
     assert sorted(planned_rules(workdir)) == sorted(expected)
 
 

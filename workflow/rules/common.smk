@@ -78,6 +78,7 @@ localrules:
     dose_response,
     audit,
     audit_summary,
+    front_page,
     figures,
     provenance,
 
@@ -241,6 +242,22 @@ def audit_inputs(wildcards):
     return inputs
 
 
+def front_page_inputs(wildcards):
+    """What the report's front page shows: findings, Table 2, Fig. 1, and the audit when on."""
+    inputs = {
+        "description": str(
+            Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
+        ),
+        "findings": "results/eval/findings.tsv",
+        "table2": "results/eval/table2.tsv",
+        "table2_html": "results/eval/table2.html",
+        "figure": "results/figures/feature_space.png",
+    }
+    if AUDIT["enabled"] and BIAS_SCENARIOS:
+        inputs["audit"] = "results/audit/summary.tsv"
+    return inputs
+
+
 def scenario_targets():
     """Scenario -> [attribute, subgroup] it biases (None for clean ones), for the figures."""
     return {
@@ -270,6 +287,7 @@ def final_outputs():
         "results/eval/findings.tsv",
         "results/figures/feature_space.png",
         "results/provenance.html",
+        FRONT_PAGE,
         *(["results/detection/summary.tsv"] if DETECTION["enabled"] else []),
         *(
             expand("results/figures/images/{scenario}.png", scenario=SCENARIOS)

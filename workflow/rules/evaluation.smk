@@ -154,12 +154,19 @@ rule figures:
             scenario=SCENARIOS,
             threshold_source=THRESHOLD_SOURCES,
         ),
+        cohort="results/data/cohort.tsv",
     output:
         features=report(
             "results/figures/feature_space.png",
             caption="../report/feature_space.rst",
             category="4. Figures",
             labels={"figure": "Fig. 1 feature space"},
+        ),
+        pc1_shift=report(
+            "results/eval/pc1_shift.tsv",
+            caption="../report/pc1_shift.rst",
+            category="4. Figures",
+            labels={"figure": "Fig. 1 in numbers: class medians moved"},
         ),
         thresholds=report(
             "results/figures/thresholds.png",
@@ -177,6 +184,8 @@ rule figures:
         scenarios=SCENARIOS,
         baseline=BASELINE,
         targets=scenario_targets(),
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../scripts/figures.py"
 
@@ -200,3 +209,20 @@ rule provenance:
         repo=workflow.basedir,
     script:
         "../scripts/provenance.py"
+
+
+rule front_page:
+    input:
+        unpack(front_page_inputs),
+    output:
+        page=FRONT_PAGE,
+    log:
+        "logs/front_page.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=1000, runtime=5),
+    params:
+        targets=scenario_targets(),
+    script:
+        "../scripts/front_page.py"

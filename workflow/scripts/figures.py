@@ -4,15 +4,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from labelbias.plots import feature_kde_grid, threshold_figure
-from labelbias.smk import read_tsv, run
+from labelbias.features import pc1_median_shift
+from labelbias.plots import PANELS, feature_kde_grid, threshold_figure
+from labelbias.smk import read_tsv, run, write_tsv
 
 
 def main(snakemake):
     scenarios = list(snakemake.params.scenarios)
     pc1 = {s: read_tsv(p, dtype={"image_id": str}) for s, p in zip(scenarios, snakemake.input.pc1, strict=True)}
     targets = {name: tuple(target) if target else (None, None) for name, target in snakemake.params.targets.items()}
-    feature_kde_grid(pc1, targets, snakemake.params.baseline, snakemake.output.features)
+    patients = read_tsv(snakemake.input.cohort, dtype={"image_id": str, "patient_id": str}).set_index("image_id")
+    groups = [panel for panel in PANELS if any((table[panel[0]] == panel[1]).any() for table in pc1.values())]
+    shifts = pc1_median_shift(
+        pc1, snakemake.params.baseline, patients["patient_id"], groups,
+        int(snakemake.params.bootstrap), int(snakemake.params.seed),
+    )
+    write_tsv(shifts, snakemake.output.pc1_shift)
+    feature_kde_grid(pc1, targets, snakemake.params.baseline, snakemake.output.features, shifts)
 
     scores = {}
     for scenario, predictions, labels in zip(scenarios, snakemake.input.predictions, snakemake.input.labels, strict=True):

@@ -40,3 +40,96 @@ def pc1_table(
     pc1, explained, correlation = oriented_pc1(features[test["feature_row"].to_numpy()], test["score"].to_numpy())
     table = test[["image_id", "manufacturer", "pseudo_subgroup", "density", "label", "score"]].assign(pc1=pc1)
     return table, {"explained_variance_pc1": explained, "correlation_with_score": correlation}
+
+
+PC1_SHIFT_COLUMNS = [
+    "scenario", "attribute", "subgroup", "density", "median_baseline", "median_scenario",
+    "shift", "ci_low", "ci_high", "n_images", "n_patients",
+]
+
+
+def anchor_classes(table: pd.DataFrame) -> tuple[str, str] | None:
+    """The extreme classes present (A and D when both are), or None with fewer than two."""
+    present = sorted(str(value) for value in table["density"].dropna().unique())
+    return (present[0], present[-1]) if len(present) >= 2 else None
+
+
+def anchored_pc1(table: pd.DataFrame, anchors: tuple[str, str]) -> np.ndarray:
+    """PC1 rescaled so the median image of ``anchors[0]`` is at 0 and of ``anchors[1]`` at 1."""
+    low = float(table.loc[table["density"] == anchors[0], "pc1"].median())
+    high = float(table.loc[table["density"] == anchors[1], "pc1"].median())
+    if high == low:
+        return np.full(len(table), np.nan)
+    return ((table["pc1"] - low) / (high - low)).to_numpy()
+
+
+def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Lower weighted median of ``values`` for each row of ``weights`` (shape (k, n))."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    index = np.argmax(cumulative >= 0.5 * cumulative[:, -1:], axis=1)
+    return values[order][index]
+
+
+def pc1_median_shift(
+    pc1: dict[str, pd.DataFrame],
+    baseline: str,
+    patients: pd.Series,
+    groups: list[tuple[str, str]],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """How far each density class's median PC1 moved against the baseline model.
+
+    Two models' PC1s live in different spaces, so each is put on a scale anchored on
+    the classes no scenario flips: 0 at the median of that model's A test images, 1 at
+    the median of its D images (the lowest and highest classes present, on data without
+    A or D; no rows with fewer than two classes). On that scale, per scenario, subgroup and class: the
+    median of the scenario's model minus the baseline's on the same images, with a 95%
+    interval from resampling the subgroup's patients (the same resample for both
+    models: paired). A negative shift of C in a subgroup means its class-1 images moved
+    toward class 0 there. ``patients`` maps image_id to patient_id.
+    """
+    rng = np.random.default_rng(seed)
+    anchors = anchor_classes(pc1[baseline])
+    if anchors is None:
+        return pd.DataFrame(columns=PC1_SHIFT_COLUMNS)
+    anchored = {name: table.assign(pc1=anchored_pc1(table, anchors)) for name, table in pc1.items()}
+    reference = anchored[baseline].set_index("image_id")
+    rows = []
+    for scenario, table in anchored.items():
+        if scenario == baseline or table["pc1"].isna().all():
+            continue
+        merged = table.set_index("image_id")[["pc1"]].join(reference, rsuffix="_baseline", how="inner")
+        merged["patient_id"] = patients.reindex(merged.index).to_numpy()
+        for attribute, subgroup in groups:
+            member = merged[merged[attribute].astype(str) == subgroup]
+            for density in sorted(member["density"].unique()):
+                part = member[member["density"] == density]
+                ids, inverse = np.unique(part["patient_id"].astype(str).to_numpy(), return_inverse=True)
+                here, there = part["pc1"].to_numpy(), part["pc1_baseline"].to_numpy()
+                ones = np.ones((1, len(part)))
+                median_here, median_there = float(_weighted_medians(here, ones)[0]), float(_weighted_medians(there, ones)[0])
+                low = high = float("nan")
+                if n_boot and len(ids) > 1:
+                    # Each image weighs as often as its patient was drawn; both models see the same draws.
+                    draws = rng.integers(0, len(ids), size=(n_boot, len(ids)))
+                    counts = np.apply_along_axis(np.bincount, 1, draws, minlength=len(ids))[:, inverse].astype(float)
+                    shifts = _weighted_medians(here, counts) - _weighted_medians(there, counts)
+                    low, high = (float(v) for v in np.percentile(shifts, [2.5, 97.5]))
+                rows.append(
+                    {
+                        "scenario": scenario,
+                        "attribute": attribute,
+                        "subgroup": subgroup,
+                        "density": density,
+                        "median_baseline": median_there,
+                        "median_scenario": median_here,
+                        "shift": median_here - median_there,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n_images": len(part),
+                        "n_patients": len(ids),
+                    }
+                )
+    return pd.DataFrame(rows, columns=PC1_SHIFT_COLUMNS)

@@ -24,47 +24,68 @@ def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
 
 
 def feature_kde_grid(
-    pc1: dict[str, pd.DataFrame], targets: dict[str, tuple[str | None, str | None]], baseline: str, path: str
+    pc1: dict[str, pd.DataFrame],
+    targets: dict[str, tuple[str | None, str | None]],
+    baseline: str,
+    path: str,
+    shifts: pd.DataFrame | None = None,
 ) -> None:
     """One row per scenario, one panel per subgroup: KDE of PC1 per density class.
 
     The baseline model's curves are drawn dashed in every row; the panel of the
-    subgroup a scenario biases is framed in red.
+    subgroup a scenario biases is framed in red. Each curve is scaled to its own peak,
+    so a narrow class (A) does not flatten the wide ones (C, D), and each row's x-range
+    is where 98% of its two models' values lie, so one long tail does not squeeze the
+    rest. With ``shifts`` (``features.pc1_median_shift``), each panel states how far the
+    class-1 medians (C, D) moved against the baseline.
     """
     scenarios = list(pc1)
     panels = [p for p in PANELS if any((t[p[0]] == p[1]).any() for t in pc1.values())]
-    low = min(float(t["pc1"].quantile(0.001)) for t in pc1.values())
-    high = max(float(t["pc1"].quantile(0.999)) for t in pc1.values())
-    grid = np.linspace(low - 0.5, high + 0.5, 200)
-    fig, axes = plt.subplots(len(scenarios), len(panels), figsize=(2.3 * len(panels), 1.7 * len(scenarios)),
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(scenarios), len(panels), figsize=(2.3 * len(panels), 1.75 * len(scenarios)),
+                             squeeze=False)
     for r, scenario in enumerate(scenarios):
+        layers = [(scenario, "-")] if scenario == baseline else [(baseline, "--"), (scenario, "-")]
+        values = np.concatenate([pc1[source]["pc1"].to_numpy() for source, _ in layers])
+        low, high = (float(v) for v in np.quantile(values, [0.01, 0.99]))
+        margin = 0.05 * (high - low)
+        grid = np.linspace(low - margin, high + margin, 200)
         for c, (attribute, subgroup) in enumerate(panels):
             ax = axes[r][c]
-            layers = [(scenario, "-")] if scenario == baseline else [(baseline, "--"), (scenario, "-")]
             for source, style in layers:
                 table = pc1[source]
                 group = table[table[attribute] == subgroup]
                 for density, colour in DENSITY_COLOURS.items():
-                    curve = _kde(group.loc[group["density"] == density, "pc1"].to_numpy(), grid)
-                    if curve is not None:
-                        ax.plot(grid, curve, style, color=colour, lw=1.2 if style == "-" else 0.9,
-                                alpha=1.0 if style == "-" else 0.6,
+                    class_values = group.loc[group["density"] == density, "pc1"].to_numpy()
+                    curve = _kde(class_values[(class_values >= grid[0]) & (class_values <= grid[-1])], grid)
+                    if curve is not None and curve.max() > 0:
+                        ax.plot(grid, curve / curve.max(), style, color=colour, lw=1.3 if style == "-" else 0.9,
+                                alpha=1.0 if style == "-" else 0.65,
                                 label=density if (r == 0 and c == 0 and style == "-") else None)
+            if shifts is not None and scenario != baseline:
+                here = shifts[(shifts["scenario"] == scenario) & (shifts["attribute"] == attribute)
+                              & (shifts["subgroup"] == subgroup)].set_index("density")
+                text = "  ".join(f"{d} {here.loc[d, 'shift']:+.2f}" for d in ("C", "D") if d in here.index)
+                ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
+                        color="#333333")
             if targets.get(scenario) == (attribute, subgroup):
                 for spine in ax.spines.values():
                     spine.set_edgecolor("red")
                     spine.set_linewidth(2.0)
+            ax.set_xlim(grid[0], grid[-1])
+            ax.set_ylim(0, 1.18)
             ax.set_yticks([])
+            ax.tick_params(axis="x", labelsize=6)
             if r == 0:
                 ax.set_title(subgroup, fontsize=9)
             if c == 0:
                 ax.set_ylabel(scenario, fontsize=9)
             if r == len(scenarios) - 1:
-                ax.set_xlabel("PC1", fontsize=8)
+                ax.set_xlabel("PC1 (standardised)", fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, title="density", loc="upper right", fontsize=8)
-    fig.suptitle(f"PC1 of test features per density class (solid: scenario, dashed: {baseline})", fontsize=10)
+    note = "; numbers: shift of the C and D medians against it, A = 0 and D = 1" if shifts is not None else ""
+    fig.suptitle(f"PC1 of test features per density class, each curve scaled to its peak "
+                 f"(solid: scenario, dashed: {baseline}{note})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.95, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,23 @@
+"""The report's front page, written from this run's findings, Table 2, Fig. 1 and audit."""
+
+from pathlib import Path
+
+from labelbias.frontpage import front_page
+from labelbias.smk import read_tsv, run
+
+
+def main(snakemake):
+    audit = read_tsv(snakemake.input.audit, dtype={"subgroup": str}) if "audit" in snakemake.input.keys() else None
+    page = front_page(
+        description=Path(snakemake.input.description).read_text(),
+        findings=read_tsv(snakemake.input.findings),
+        table2=read_tsv(snakemake.input.table2, dtype={"subgroup": str}),
+        table2_html=Path(snakemake.input.table2_html).read_text(),
+        figure_png=Path(snakemake.input.figure).read_bytes(),
+        targets=dict(snakemake.params.targets),
+        audit=audit,
+    )
+    Path(snakemake.output.page).write_text(page)
+
+
+run(main, snakemake)  # noqa: F821

@@ -1,0 +1,170 @@
+"""The report's front page: the findings, Table 2 and Fig. 1 before anything else.
+
+Snakemake's report opens on the workflow description (reStructuredText rendered
+with Jinja). After a run that description is written from the run's own results,
+so a reader sees whether the study's findings held, and by how much, without a
+click; every other result stays in its category, linked from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pandas as pd
+
+SOURCE_WORDS = {"clean": "clean-label threshold", "biased": "biased-label threshold"}
+# Snakemake's report (9.x) centres its front page vertically in a window-high box and
+# keeps it 32rem wide: a page taller than the window would lose its top (the findings)
+# and the figure would be a thumbnail. Top-aligned and wider instead.
+FRONT_PAGE_STYLE = "div.h-screen.items-center{align-items:flex-start}div.prose.max-w-lg{max-width:60rem}"
+# The study's patterns (labelbias.findings), in a few words each.
+KINDS = {"a": "not separable", "b": "separable minority", "c": "separable majority"}
+CLAIMS = {
+    ("a", "clean"): "no subgroup's TPR moves",
+    ("a", "biased"): "every subgroup's TPR and FPR fall",
+    ("b", "clean"): "{subgroup}'s TPR and FPR fall, the others' stay",
+    ("b", "biased"): "{subgroup}'s TPR and FPR fall, the others' stay",
+    ("c", "biased"): "every subgroup's TPR and FPR fall, {subgroup}'s most",
+}
+
+
+def _interval(row: pd.Series, metric: str) -> str:
+    return (
+        f"{metric.upper()} {row[metric + '_change']:+.3f} "
+        f"[{row[metric + '_change_ci_low']:+.3f}, {row[metric + '_change_ci_high']:+.3f}]"
+    )
+
+
+def finding_lines(findings: pd.DataFrame, table2: pd.DataFrame, targets: dict[str, list[str] | None]) -> list[str]:
+    """One short line per checked finding: what the study predicts, holds or not, the key change.
+
+    The key change is the biased subgroup's TPR and FPR change with its 95% interval.
+    """
+    lines = []
+    for row in findings.itertuples():
+        target = targets.get(str(row.scenario))
+        verdict = "**holds**" if row.holds == "yes" else "**does not hold**"
+        key = ""
+        if target:
+            attribute, subgroup = target
+            match = table2[
+                (table2["scenario"] == row.scenario)
+                & (table2["threshold_source"] == row.threshold_source)
+                & (table2["attribute"] == attribute)
+                & (table2["subgroup"].astype(str) == subgroup)
+            ]
+            if len(match):
+                first = match.iloc[0]
+                key = f"; {subgroup}: {_interval(first, 'tpr')}, {_interval(first, 'fpr')}"
+        subgroup = target[1] if target else str(row.scenario)
+        claim = CLAIMS.get((str(row.finding), str(row.threshold_source)), str(row.expected)).format(subgroup=subgroup)
+        kind = KINDS.get(str(row.finding), "")
+        # "\(" keeps docutils from reading "(a)" as an enumerated list.
+        lines.append(
+            f"\\({row.finding}) {row.scenario} bias ({kind}), {SOURCE_WORDS.get(str(row.threshold_source), row.threshold_source)}: "
+            f"{claim}: {verdict}{key}"
+        )
+    return lines
+
+
+def _raw_html(html: str) -> str:
+    """The body of a small HTML page (its style kept), indented for an rst raw block."""
+    style = "".join(re.findall(r"<style>[\s\S]*?</style>", html))
+    body = re.search(r"<body>([\s\S]*)</body>", html)
+    content = style + (body.group(1) if body else html)
+    return "\n".join("   " + line for line in content.splitlines())
+
+
+def front_page(
+    description: str,
+    findings: pd.DataFrame,
+    table2: pd.DataFrame,
+    table2_html: str,
+    figure_png: bytes,
+    targets: dict[str, list[str] | None],
+    audit: pd.DataFrame | None = None,
+) -> str:
+    """The report's front page as reStructuredText.
+
+    Snakemake renders the description with Jinja before docutils: the page is wrapped
+    in a raw block so nothing in it (CSS braces, a ``{#``) is read as a template.
+    """
+    held = int((findings["holds"] == "yes").sum())
+    parts = [
+        "{% raw %}",
+        ".. raw:: html",
+        "",
+        f"   <style>{FRONT_PAGE_STYLE}</style>",
+        "",
+        "Findings",
+        "========",
+        "",
+        f"{held} of {len(findings)} of the study's findings hold in this run "
+        "(a change counts when it is at least ``evaluation.min_tpr_change`` / ``min_fpr_change`` "
+        "and its 95% paired patient-bootstrap interval excludes 0; details: findings.tsv_).",
+        "",
+        *[f"- {line}" for line in finding_lines(findings, table2, targets)],
+        "",
+    ]
+    if audit is not None and len(audit):
+        biased = audit[audit["biased_subgroup"].astype(str).str.lower() == "true"]
+        items = []
+        for scenario, rows in biased.groupby("scenario", sort=False):
+            by = rows.set_index("strategy")["n_to_recover"]
+            share = float(rows["recover_share"].iloc[0])
+            lost = float(rows["tpr_lost"].iloc[0])
+            n_val = int(rows["n_val_patients"].iloc[0])
+            said = [
+                f"{'most suspect first' if strategy == 'suspect' else 'random'}: "
+                + (
+                    "no audit size"
+                    if pd.isna(by[strategy])
+                    else f"all {n_val} patients" if int(by[strategy]) >= n_val else f"{int(by[strategy])} of {n_val} patients"
+                )
+                for strategy in ("suspect", "random")
+                if strategy in by.index
+            ]
+            items.append(f"- {scenario} (TPR lost {lost:.3f}): {'; '.join(said)}")
+        parts += [
+            "What a clean audit buys",
+            "=======================",
+            "",
+            f"Validation patients to relabel before picking the threshold, to recover {share:.0%} of the TPR "
+            "the biased-label threshold costs the biased subgroup (audit.png_; the table is in "
+            "category 7):",
+            "",
+            *items,
+            "",
+        ]
+    encoded = base64.b64encode(figure_png).decode("ascii")
+    parts += [
+        "Table 2",
+        "=======",
+        "",
+        ".. raw:: html",
+        "",
+        _raw_html(table2_html),
+        "",
+        "Fig. 1",
+        "======",
+        "",
+        "PC1 of each model's test features per density class (feature_space.png_; the numbers "
+        "per class and subgroup: pc1_shift.tsv_).",
+        "",
+        # A raw <img> with the data split over lines: docutils refuses lines over 10,000
+        # characters, and browsers drop the line breaks from a URL.
+        ".. raw:: html",
+        "",
+        '   <img alt="Fig. 1: PC1 per density class" style="width:100%" src="data:image/png;base64,',
+        *[f"   {encoded[i:i + 76]}" for i in range(0, len(encoded), 76)],
+        '   ">',
+        "",
+        "About this workflow",
+        "===================",
+        "",
+        description.strip(),
+        "",
+        "{% endraw %}",
+    ]
+    return "\n".join(parts)
