@@ -22,7 +22,8 @@ from workflow_helpers import ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snake
 # The rules the workflow keeps on the submit host (localrules in common.smk).
 LOCAL_RULES = {
     "all", "labels", "detection_folds", "detect", "detection_summary", "image_review", "separability_table",
-    "perturbation_table", "table2", "findings", "dose_response", "figures", "provenance",
+    "perturbation_table", "table2", "findings", "dose_response", "figures", "provenance", "audit", "audit_summary",
+    "front_page",
 }
 # Training and feature extraction: the backbone, five density models, two subgroup classifiers.
 GPU_RULES = {"pretrain_backbone", "train_density", "train_separability", "backbone_features"}
