@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .evaluation import rates, threshold_at_fpr
+from .evaluation import rates, subgroup_masks, threshold_at_fpr
 
 AUDIT_COLUMNS = ["strategy", "n_requested", "n_relabelled", "draw", "threshold", "attribute", "subgroup", "tpr", "fpr", "n_pos", "n_neg"]
 SUMMARY_COLUMNS = [
@@ -44,12 +44,8 @@ def audited_labels(val: pd.DataFrame, relabelled: Sequence[object] | np.ndarray)
 
 def _subgroup_rows(test: pd.DataFrame, predicted: np.ndarray, attributes: list[str]) -> list[dict[str, object]]:
     truth = test["label_clean"].to_numpy()
-    groups: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(len(test), dtype=bool))]
-    for attribute in attributes:
-        values = test[attribute].astype(str).to_numpy()
-        groups += [(attribute, value, values == value) for value in sorted(set(values))]
     rows = []
-    for attribute, subgroup, member in groups:
+    for attribute, subgroup, member in subgroup_masks(test, attributes):
         tpr, fpr = rates(truth[member], predicted[member])
         rows.append(
             {
@@ -96,7 +92,8 @@ def audit_curve(
         for draw in range(draws if 0 < k < n_val else 1):
             plans.append(("random", n, draw, rng.choice(patients, size=k, replace=False) if k else patients[:0]))
     if suspicion is not None:
-        ranked = np.array([p for p in suspicion.index if p in set(patients)], dtype=object)
+        known = set(patients)
+        ranked = np.array([p for p in suspicion.index if p in known], dtype=object)
         for n in requested:
             plans.append(("suspect", n, 0, ranked[: min(n, n_val)]))
     rows = []

@@ -104,6 +104,16 @@ def patient_counts(labels: np.ndarray, predicted: np.ndarray, patients: np.ndarr
     return frame.groupby("patient_id", sort=True).sum().astype(int).reset_index()
 
 
+def subgroup_masks(frame: pd.DataFrame, attributes: list[str]) -> list[tuple[str, str, np.ndarray]]:
+    """(attribute, subgroup, row mask): the whole frame as ("all", "all"), then every value
+    of every attribute, in sorted order."""
+    groups: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(len(frame), dtype=bool))]
+    for attribute in attributes:
+        values = frame[attribute].astype(str).to_numpy()
+        groups += [(attribute, value, values == value) for value in sorted(set(values))]
+    return groups
+
+
 def evaluate_scenario(
     predictions: pd.DataFrame,
     labels: pd.DataFrame,
@@ -131,11 +141,7 @@ def evaluate_scenario(
     patients = test["patient_id"].to_numpy()
     rng = np.random.default_rng(seed)
     rows, counts = [], []
-    groups: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(len(test), dtype=bool))]
-    for attribute in attributes:
-        values = test[attribute].astype(str).to_numpy()
-        groups += [(attribute, value, values == value) for value in sorted(set(values))]
-    for attribute, subgroup, member in groups:
+    for attribute, subgroup, member in subgroup_masks(test, attributes):
         tpr, fpr = rates(truth[member], predicted[member])
         tpr_ci, fpr_ci = bootstrap_rates(truth[member], predicted[member], patients[member], n_boot, rng)
         rows.append(

@@ -31,6 +31,8 @@ _TYPE_WORDS = {
     "null": "empty",
 }
 
+_BOUND_WORDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above", "exclusiveMaximum": "below"}
+
 
 def key_path(path: Iterable[Any]) -> str:
     """``train.epochs``, ``perturbation.list[0]``, ``data.synthetic.vendor_mix['HOLOGIC, Inc.']``."""
@@ -70,14 +72,8 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         why = error.schema.get("description", f"names must match {error.schema.get('pattern', limit)}")
         return [f"{path or 'the top level'}: name {_value(value)} is not allowed: {why}"]
-    if kind == "minimum":
-        return [f"{subject} must be at least {limit}"]
-    if kind == "maximum":
-        return [f"{subject} must be at most {limit}"]
-    if kind == "exclusiveMinimum":
-        return [f"{subject} must be above {limit}"]
-    if kind == "exclusiveMaximum":
-        return [f"{subject} must be below {limit}"]
+    if kind in _BOUND_WORDS:
+        return [f"{subject} must be {_BOUND_WORDS[kind]} {limit}"]
     if kind == "type":
         wanted = [limit] if isinstance(limit, str) else list(limit)
         return [f"{subject} must be {' or '.join(_TYPE_WORDS.get(t, t) for t in wanted)}"]
