@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-requirements.txt
 
-.PHONY: setup browser run extended test test-slurm bench lint clean
+.PHONY: setup browser run extended test test-slurm bench bench-full lint clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ test-slurm: setup
 bench: setup
 	$(BIN)/python bench/preprocess_throughput.py
 	$(BIN)/python bench/train_throughput.py
+
+# Full-size mammograms (4096x3328 and up, uncompressed and JPEG 2000): the reduced
+# preprocessing against the full-resolution one. Writes its files once (a few minutes).
+bench-full: setup
+	$(BIN)/python bench/full_size.py
 
 lint: setup
 	$(BIN)/snakemake --lint

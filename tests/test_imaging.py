@@ -5,10 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from dicom_factory import phantom, write_mammogram
 from labelbias.errors import ImageReadError
-from labelbias.imaging import PreprocessSettings, breast_mask, preprocess, read_dicom, read_png16
+from labelbias.imaging import (
+    PreprocessSettings,
+    box_reduce,
+    breast_mask,
+    cache_agreement,
+    fill_holes,
+    load_for_cache,
+    preprocess,
+    read_dicom,
+    read_png16,
+    reduction_factor,
+    stored_pixels,
+)
 
 SETTINGS = PreprocessSettings(height=64, width=48)
 
@@ -65,6 +78,13 @@ def test_missing_file_names_its_path(tmp_path):
         read_dicom(tmp_path / "gone.dcm")
 
 
+def test_fill_holes_is_scipys():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        mask = ndimage.binary_opening(rng.random((60, 45)) < 0.6)
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+
+
 def test_mask_keeps_breast_and_drops_marker():
     image = phantom(96, 72, 0.5)
     mask = breast_mask(image, 0.05)
@@ -104,3 +124,93 @@ def test_png16_reads_like_dicom(tmp_path):
 def test_empty_image_is_refused(tmp_path):
     with pytest.raises(ImageReadError, match="no breast found"):
         preprocess(np.zeros((80, 60), np.float32), SETTINGS, "blank.dcm")
+
+
+def test_reduction_factor_keeps_the_working_scale():
+    study = PreprocessSettings(height=256, width=192)
+    assert reduction_factor((4096, 3328), study) == 4  # 1024x832: 4 x 256x192
+    assert reduction_factor((5928, 4728), study) == 6  # 988x788: 3.9x
+    assert reduction_factor((3062, 2394), study) == 3  # 1020x798: 3.99x
+    assert reduction_factor((82, 67), PreprocessSettings(32, 24)) == 1  # the default's small files
+    assert reduction_factor((4096, 3328), PreprocessSettings(256, 192, working_scale=0)) == 1
+    assert reduction_factor((4096, 3328), None) == 1
+
+
+def test_box_reduce_averages_blocks_exactly():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 2**14, size=(19, 14)).astype(np.uint16)
+    reduced = box_reduce(pixels, 3)
+    assert reduced.shape == (6, 4) and reduced.dtype == np.float32
+    expected = pixels[:18, :12].astype(np.float64).reshape(6, 3, 4, 3).mean(axis=(1, 3))
+    np.testing.assert_allclose(reduced, expected, rtol=1e-6)
+    np.testing.assert_array_equal(box_reduce(pixels, 1), pixels.astype(np.float32))
+
+
+@pytest.mark.parametrize("bits_stored", [12, 14])
+def test_jpeg2000_at_a_lower_resolution_level_matches_block_means(tmp_path, bits_stored):
+    """Pillow returns every precision scaled to 16 bits; the stored values come back in their own units."""
+    import pydicom
+
+    display = np.clip(phantom(512, 384, 0.5) + np.linspace(0, 0.1, 384)[None, :], 0, 1)
+    path = tmp_path / "j2k.dcm"
+    write_mammogram(path, rows=512, columns=384, bits_stored=bits_stored, jpeg2000=True, display=display)
+    dataset = pydicom.dcmread(path)
+    reduced = stored_pixels(dataset, 4)  # two resolution levels skipped by the decoder
+    assert reduced.shape == (128, 96)
+    block_means = box_reduce(dataset.pixel_array, 4)
+    inside = (slice(8, -8), slice(4, -8))  # away from the half disc's edge and the marker
+    difference = np.abs(reduced - block_means)[inside] / 2**bits_stored
+    assert np.median(difference) < 0.002 and reduced.max() <= 2**bits_stored
+
+
+def hard_case(tmp_path, manufacturer, jpeg2000):
+    """A generator image at a quarter of the real matrix, with a label, a skin line and an edge-cut breast."""
+    from labelbias import synthetic
+
+    settings = synthetic.SyntheticSettings(seed=3, patients=12, matrix_scale=0.25, jpeg2000_share=0.5)
+    _, _, jobs = synthetic.plan_dataset(settings)
+    job = next(
+        j for j in jobs if j.manufacturer == manufacturer and j.jpeg2000 == jpeg2000 and j.image_type == "2D"
+    )
+    display = synthetic.add_hard_features(synthetic.render_display(job), job.seed)
+    return synthetic.write_dicom(job, tmp_path, display), display
+
+
+@pytest.mark.parametrize(
+    "manufacturer, jpeg2000",
+    [("HOLOGIC, Inc.", True), ("HOLOGIC, Inc.", False), ("FUJIFILM Corporation", False), ("GE MEDICAL SYSTEMS", False)],
+)
+def test_reduced_pipeline_gives_the_full_resolution_cache(tmp_path, manufacturer, jpeg2000):
+    """The fidelity check: same flip, the same mask and nearly the same pixels (README: Preprocessing)."""
+    path, display = hard_case(tmp_path, manufacturer, jpeg2000)
+    # A 64x48 input from a quarter-size matrix reduces by 2-5, like full size at 256x192 (4-5).
+    full = PreprocessSettings(64, 48, working_scale=0)
+    fast = PreprocessSettings(64, 48)
+    assert reduction_factor(display.shape, fast) >= 2
+    reference, reference_flip = preprocess(*load_for_cache(path, "dicom", full)[:1], full)
+    image, full_shape = load_for_cache(path, "dicom", fast)
+    assert full_shape == display.shape and image.shape[0] < display.shape[0] // 2
+    reduced, reduced_flip = preprocess(image, fast, full_shape=full_shape)
+    agreement = cache_agreement(reference, reduced)
+    assert reduced_flip == reference_flip
+    assert agreement["mask_iou"] > 0.99
+    assert agreement["mean_abs"] < 0.005
+    assert agreement["p999_abs"] < 0.05
+    # The label plate is dropped at both resolutions (kept, it would also cost about 3% of IoU).
+    plate_rows, plate_cols = np.nonzero(display == np.float32(0.95))
+    assert plate_rows.size > 100
+    k = reduction_factor(display.shape, fast)
+    for image, scale in ((read_dicom(path, full), 1), (read_dicom(path, fast), k)):
+        mask = breast_mask(image, fast.mask_threshold)
+        inside = mask[plate_rows.min() // scale + 1 : plate_rows.max() // scale, plate_cols.min() // scale + 1 : plate_cols.max() // scale]
+        assert inside.size and not inside.any()
+
+
+def test_cache_agreement_sees_a_shifted_mask():
+    a = np.zeros((40, 30), np.uint16)
+    a[5:35, :20] = 30000
+    b = np.roll(a, 3, axis=1)
+    same = cache_agreement(a, a)
+    moved = cache_agreement(a, b)
+    assert same == {"mean_abs": 0.0, "p999_abs": 0.0, "mask_iou": 1.0}
+    assert moved["mask_iou"] == pytest.approx(17 / 23) and moved["mean_abs"] > 0.05

@@ -17,6 +17,7 @@ rule preprocess_shard:
         height=config["preprocess"]["height"],
         width=config["preprocess"]["width"],
         mask_threshold=config["preprocess"]["mask_threshold"],
+        working_scale=config["preprocess"]["working_scale"],
     script:
         "../scripts/preprocess_shard.py"
 

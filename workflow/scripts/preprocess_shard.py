@@ -18,6 +18,7 @@ def main(snakemake):
         height=int(snakemake.params.height),
         width=int(snakemake.params.width),
         mask_threshold=float(snakemake.params.mask_threshold),
+        working_scale=int(snakemake.params.working_scale),
     )
     arrays, qc, timing = preprocess_shard(
         images,

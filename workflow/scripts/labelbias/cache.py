@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataQualityError, ImageReadError
-from .imaging import CACHE_DTYPE, PreprocessSettings, preprocess, read_image
+from .imaging import CACHE_DTYPE, PreprocessSettings, load_for_cache, preprocess
 
 QC_COLUMNS = ["image_id", "image_path", "status", "flipped", "reason"]
 
@@ -50,7 +50,7 @@ def preprocess_shard(
     shard: int,
     n_shards: int,
     strip_prefix: str = "",
-    reader: Callable[[Path, str], np.ndarray] = read_image,
+    reader: Callable[[Path, str, PreprocessSettings], tuple[np.ndarray, tuple[int, int]]] = load_for_cache,
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, float]]:
     """Preprocess one shard; unreadable images get a QC row instead of an array row.
 
@@ -65,7 +65,8 @@ def preprocess_shard(
         record = images.iloc[int(row)]
         path = resolve_image_path(image_root, str(record["image_path"]), strip_prefix)
         try:
-            array, flipped = preprocess(reader(path, image_format), settings, source=str(path))
+            display, full_shape = reader(path, image_format, settings)
+            array, flipped = preprocess(display, settings, source=str(path), full_shape=full_shape)
         except ImageReadError as error:
             # The path has its own column: the reason alone, so no listing repeats it.
             reason = str(error).removeprefix(f"{path}: ")

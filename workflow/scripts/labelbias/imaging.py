@@ -4,10 +4,18 @@ The steps follow the study: window to the display range, invert MONOCHROME1 so
 dense tissue is bright, keep the largest connected foreground component (drops
 markers and labels), flip so the chest wall is on the left, resize keeping the
 aspect ratio, pad, and scale to [0, 1].
+
+A full-field mammogram has 20-60 times the model input's rows, so everything after
+the decoder runs on a reduced image: the stored integers are averaged over
+k x k blocks (k chosen so the image stays at least ``working_scale`` times the model
+input) before windowing, masking and the final resize. JPEG 2000 files are decoded at
+a lower resolution level directly (the codec's wavelet low-pass), which skips most of
+the decoding work. ``working_scale: 0`` keeps the full-resolution pipeline.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +34,109 @@ class PreprocessSettings:
     height: int
     width: int
     mask_threshold: float = 0.05
+    # Windowing, mask and flip run on an image about this many times the model input
+    # (per side); 0: on the full-resolution image.
+    working_scale: int = 4
+
+
+# JPEG 2000 transfer syntaxes (lossless, lossy, and the high-throughput ones).
+JPEG2000_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
+
+
+def reduction_factor(shape: tuple[int, int], settings: PreprocessSettings | None) -> int:
+    """The block size k that keeps a (rows, cols) image about working_scale x the model input."""
+    if settings is None or settings.working_scale <= 0:
+        return 1
+    rows, cols = shape
+    # Rounded, not floored: a 3062-row GEMS image at 256 rows reduces by 3 (3.99x), not 2.
+    return max(1, int(min(rows / settings.height, cols / settings.width) / settings.working_scale + 0.5))
+
+
+def box_reduce(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor x factor blocks, as float32; the last rows and columns that fill no block are dropped.
+
+    Integer pixels are summed exactly (uint32) in strided slices, which touches each
+    full-resolution value once: about 10x cheaper than the float pipeline on all of them.
+    """
+    if factor <= 1:
+        return pixels.astype(np.float32)
+    rows, cols = pixels.shape[0] // factor * factor, pixels.shape[1] // factor * factor
+    if rows == 0 or cols == 0:
+        raise ValueError(f"image of shape {pixels.shape} is smaller than one {factor}x{factor} block")
+    block = pixels[:rows, :cols]
+    wide = np.uint32 if np.issubdtype(pixels.dtype, np.integer) and pixels.dtype.itemsize <= 2 else np.float64
+    by_rows = block[0::factor].astype(wide)
+    for offset in range(1, factor):
+        by_rows += block[offset::factor]
+    summed = by_rows[:, 0::factor].copy()
+    for offset in range(1, factor):
+        summed += by_rows[:, offset::factor]
+    return (summed / np.float32(factor * factor)).astype(np.float32)
+
+
+def _codestream_header(frame: bytes) -> tuple[int, bool, int]:
+    """(component precision, signed, wavelet decomposition levels) from a J2K main header."""
+    start = frame.find(b"\xff\x4f\xff\x51")  # SOC then SIZ: a bare codestream, or one inside a JP2 box
+    if start < 0:
+        raise ValueError("no JPEG 2000 codestream")
+    siz = start + 2
+    ssiz = frame[siz + 40]
+    precision, signed = (ssiz & 0x7F) + 1, bool(ssiz & 0x80)
+    pos = siz
+    while pos + 4 <= len(frame):
+        marker = int.from_bytes(frame[pos : pos + 2], "big")
+        if marker == 0xFF52:  # COD: Lcod, Scod, SGcod (4 bytes), then SPcod with the level count
+            return precision, signed, frame[pos + 9]
+        if marker == 0xFF90:  # SOT: the main header ended without a COD
+            break
+        pos += 2 + int.from_bytes(frame[pos + 2 : pos + 4], "big")
+    raise ValueError("no COD segment in the JPEG 2000 main header")
+
+
+def _decode_j2k_reduced(frame: bytes, levels: int) -> np.ndarray | None:
+    """Stored values at 1/2**levels of the resolution (Pillow's OpenJPEG), or None when unsupported."""
+    precision, signed, available = _codestream_header(frame)
+    levels = min(levels, available)
+    if signed or precision > 16 or levels < 1:
+        return None
+    with Image.open(io.BytesIO(frame)) as image:
+        image.reduce = levels  # type: ignore[method-assign]
+        image.load()
+        mode = image.mode
+        pixels = np.asarray(image)
+    if mode == "L":
+        return pixels
+    if mode == "I;16":
+        # Pillow scales every precision up to 16 bits.
+        return pixels >> (16 - precision)
+    return None
+
+
+def stored_pixels(dataset: object, factor: int) -> np.ndarray:
+    """The stored pixel values, reduced by about ``factor`` per side (float32)."""
+    syntax = str(dataset.file_meta.TransferSyntaxUID)  # type: ignore[attr-defined]
+    if factor > 1 and syntax in JPEG2000_SYNTAXES and int(getattr(dataset, "NumberOfFrames", 1) or 1) == 1:
+        from pydicom.encaps import generate_frames
+
+        levels = factor.bit_length() - 1  # the largest power of two not above factor
+        frame = next(generate_frames(dataset.PixelData, number_of_frames=1))  # type: ignore[attr-defined]
+        decoded = _decode_j2k_reduced(frame, levels)
+        if decoded is not None:
+            done = round(dataset.Rows / decoded.shape[0])  # type: ignore[attr-defined]
+            # A low-pass sample of level r sits on full-resolution pixel 2**r * i, a block
+            # mean on the block's centre, (2**r - 1) / 2 further: move the samples there.
+            offset = (done - 1) / (2 * done)
+            centred = ndimage.shift(decoded.astype(np.float32), (-offset, -offset), order=1, mode="nearest")
+            return box_reduce(centred, max(1, factor // max(done, 1)))
+    return box_reduce(dataset.pixel_array, factor)  # type: ignore[attr-defined]
 
 
 def _first_value(value: object) -> float:
@@ -34,20 +145,36 @@ def _first_value(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def read_dicom(path: str | Path) -> np.ndarray:
-    """Decode a DICOM mammogram into a float32 display image in [0, 1], dense tissue bright."""
+def read_dicom(path: str | Path, reduce_for: PreprocessSettings | None = None) -> np.ndarray:
+    """Decode a DICOM mammogram into a float32 display image in [0, 1], dense tissue bright.
+
+    With ``reduce_for``, the image comes back reduced to about its ``working_scale``
+    (see :func:`reduction_factor`); without, at full resolution.
+    """
+    dataset, pixels = decode_dicom(path, reduce_for)
+    return display_from_stored(dataset, pixels, path)
+
+
+def decode_dicom(path: str | Path, reduce_for: PreprocessSettings | None = None) -> tuple[object, np.ndarray]:
+    """The dataset and its stored pixel values (float32), reduced for ``reduce_for`` when given."""
     import pydicom
 
     path = Path(path)
     try:
         dataset = pydicom.dcmread(path)
-        pixels = dataset.pixel_array.astype(np.float32)
+        factor = reduction_factor((int(dataset.Rows), int(dataset.Columns)), reduce_for)
+        pixels = stored_pixels(dataset, factor)
     except FileNotFoundError as error:
         raise ImageReadError(f"{path}: file not found") from error
     except Exception as error:  # pydicom raises many types for damaged files
         raise ImageReadError(f"{path}: cannot decode DICOM pixel data ({type(error).__name__}: {error})") from error
     if pixels.ndim != 2:
         raise ImageReadError(f"{path}: expected one grey-scale frame, got pixel array of shape {pixels.shape}")
+    return dataset, pixels
+
+
+def display_from_stored(dataset: object, pixels: np.ndarray, path: str | Path = "") -> np.ndarray:
+    """Rescale, window (the file's VOI LUT function) and invert MONOCHROME1: display values in [0, 1]."""
     slope = float(getattr(dataset, "RescaleSlope", 1) or 1)
     intercept = float(getattr(dataset, "RescaleIntercept", 0) or 0)
     pixels = pixels * slope + intercept
@@ -71,8 +198,14 @@ def read_dicom(path: str | Path) -> np.ndarray:
     return display
 
 
-def read_png16(path: str | Path) -> np.ndarray:
+def read_png16(path: str | Path, reduce_for: PreprocessSettings | None = None) -> np.ndarray:
     """Read one of the study's 16-bit PNGs (already windowed and inverted) into [0, 1]."""
+    pixels = png_pixels(path)
+    return png_display(pixels, reduce_for)
+
+
+def png_pixels(path: str | Path) -> np.ndarray:
+    """A grey-scale PNG's pixel values as stored (uint8 or uint16)."""
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -84,15 +217,24 @@ def read_png16(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode PNG ({type(error).__name__}: {error})") from error
     if pixels.ndim != 2:
         raise ImageReadError(f"{path}: expected a grey-scale PNG, got shape {pixels.shape}")
+    return pixels
+
+
+def png_display(pixels: np.ndarray, reduce_for: PreprocessSettings | None = None) -> np.ndarray:
     scale = 65535.0 if pixels.dtype != np.uint8 else 255.0
-    return (pixels.astype(np.float32) / scale).clip(0, 1)
+    reduced = box_reduce(pixels, reduction_factor(pixels.shape, reduce_for))
+    return (reduced / np.float32(scale)).clip(0, 1)
 
 
-def read_image(path: str | Path, image_format: str) -> np.ndarray:
+def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSettings) -> tuple[np.ndarray, tuple[int, int]]:
+    """The display image reduced for ``settings``, and the (rows, cols) of the file's full image."""
     if image_format == "dicom":
-        return read_dicom(path)
+        dataset, pixels = decode_dicom(path, settings)
+        full_shape = (int(dataset.Rows), int(dataset.Columns))  # type: ignore[attr-defined]
+        return display_from_stored(dataset, pixels, path), full_shape
     if image_format == "png":
-        return read_png16(path)
+        pixels = png_pixels(path)
+        return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
     raise ValueError(f"unknown image format {image_format!r}")
 
 
@@ -106,12 +248,32 @@ def breast_mask(image: np.ndarray, threshold: float) -> np.ndarray:
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
     largest = components == int(np.argmax(sizes))
-    return ndimage.binary_fill_holes(largest)
+    return fill_holes(largest)
 
 
-def resize_and_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Aspect-preserving resize into height x width; pad right and bottom-centred with 0."""
-    rows, cols = image.shape
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes`` by one labelling of the background, about 3x faster.
+
+    A hole is a background component (4-connected, as there) that touches no image edge.
+    """
+    background, _ = ndimage.label(~mask)
+    touching = np.unique(np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]]))
+    is_hole = np.ones(int(background.max()) + 1, dtype=bool)
+    is_hole[touching] = False
+    is_hole[0] = False  # label 0 is the mask itself
+    return mask | is_hole[background]
+
+
+def resize_and_pad(
+    image: np.ndarray, height: int, width: int, full_shape: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Aspect-preserving resize into height x width; pad right and bottom-centred with 0.
+
+    ``full_shape``: the (rows, cols) the image had before a reader reduced it; the breast
+    then gets the size the full-resolution image would give it (a reduced image's
+    rounded shape could move that size by a pixel).
+    """
+    rows, cols = image.shape if full_shape is None else full_shape
     scale = min(height / rows, width / cols)
     new_rows = max(1, min(height, int(round(rows * scale))))
     new_cols = max(1, min(width, int(round(cols * scale))))
@@ -126,8 +288,13 @@ def resize_and_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def preprocess(image: np.ndarray, settings: PreprocessSettings, source: str = "") -> tuple[np.ndarray, bool]:
-    """Mask, align, resize and scale one display image; returns (cache array, was_flipped)."""
+def preprocess(
+    image: np.ndarray, settings: PreprocessSettings, source: str = "", full_shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray, bool]:
+    """Mask, align, resize and scale one display image; returns (cache array, was_flipped).
+
+    ``full_shape``: the image's (rows, cols) before the reader reduced it, if it did.
+    """
     mask = breast_mask(image, settings.mask_threshold)
     if mask.sum() < 0.01 * mask.size:
         raise ImageReadError(f"{source}: no breast found (foreground below 1% of the image)")
@@ -143,6 +310,27 @@ def preprocess(image: np.ndarray, settings: PreprocessSettings, source: str = ""
         flipped = centre > (mask.shape[1] - 1) / 2
     if flipped:
         masked = masked[:, ::-1]
-    resized = resize_and_pad(masked, settings.height, settings.width)
+    resized = resize_and_pad(masked, settings.height, settings.width, full_shape)
     cached = np.round(np.clip(resized, 0.0, 1.0) * CACHE_MAX).astype(CACHE_DTYPE)
     return cached, bool(flipped)
+
+
+def cache_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """How closely two cache arrays of one image agree, in display units ([0, 1]).
+
+    ``mean_abs``: mean absolute difference over the pixels either calls breast;
+    ``p999_abs``: its 99.9th percentile; ``mask_iou``: overlap of the two breast masks
+    (non-zero pixels). The fidelity check of the reduced pipeline against the
+    full-resolution one.
+    """
+    a = reference.astype(np.float64) / CACHE_MAX
+    b = candidate.astype(np.float64) / CACHE_MAX
+    union = (a > 0) | (b > 0)
+    if not union.any():
+        return {"mean_abs": 0.0, "p999_abs": 0.0, "mask_iou": 1.0}
+    difference = np.abs(a - b)[union]
+    return {
+        "mean_abs": float(difference.mean()),
+        "p999_abs": float(np.percentile(difference, 99.9)),
+        "mask_iou": float(((a > 0) & (b > 0)).sum() / union.sum()),
+    }

@@ -304,6 +304,22 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
     return pd.DataFrame(metadata), pd.DataFrame(clinical), jobs
 
 
+def smooth_field(coarse: np.ndarray, rows: int, cols: int, max_rows: int = 512) -> np.ndarray:
+    """A coarse grid interpolated to rows x cols and blurred with sigma rows / 40.
+
+    The field varies on the scale of rows / 40, so above ``max_rows`` it is built on a
+    grid of at most max_rows rows and interpolated up: a full-size matrix then costs
+    0.1 s instead of 10 s, and small matrices (the default's) are built as always.
+    """
+    step = -(-rows // max_rows)
+    if step <= 1:
+        field = ndimage.zoom(coarse, (rows / coarse.shape[0], cols / coarse.shape[1]), order=1)[:rows, :cols]
+        return ndimage.gaussian_filter(field, sigma=rows / 40)
+    small = smooth_field(coarse, -(-rows // step), -(-cols // step), max_rows)
+    zoomed = ndimage.zoom(small, (rows / small.shape[0], cols / small.shape[1]), order=1, grid_mode=True, mode="nearest")
+    return zoomed[:rows, :cols]
+
+
 def render_display(job: ImageJob) -> np.ndarray:
     """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side."""
     rng = np.random.default_rng(job.seed)
@@ -323,8 +339,7 @@ def render_display(job: ImageJob) -> np.ndarray:
     tissue_region = breast & ~pectoral
 
     coarse = rng.normal(size=(14, 11)).astype(np.float32)
-    field = ndimage.zoom(coarse, (rows / 14, cols / 11), order=1)[:rows, :cols]
-    field = ndimage.gaussian_filter(field, sigma=rows / 40)
+    field = smooth_field(coarse, rows, cols)
     field = field / (field[tissue_region].std() + 1e-6)
     # Glandular tissue gathers behind the nipple and thins out towards the skin.
     field = field + 1.6 * (1.0 - np.sqrt(np.clip(r2, 0, 1)))
@@ -359,6 +374,40 @@ def render_display(job: ImageJob) -> np.ndarray:
     return image if job.laterality == "R" else image[:, ::-1].copy()
 
 
+def add_hard_features(display: np.ndarray, seed: int) -> np.ndarray:
+    """What makes a breast mask hard, added to a rendered display image (a new array).
+
+    A text label (a bright plate with dark letters) in a corner away from the chest
+    wall, a thin bright skin line two pixels wide, and the breast shifted up so dense
+    tissue touches the image edge. Used to check that preprocessing a reduced image
+    gives the cache of the full-resolution pipeline (``bench/full_size.py``, tests).
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = display.shape
+    image = np.zeros_like(display)
+    shift = rows // 8
+    image[: rows - shift] = display[shift:]
+    breast = image > 0.05
+    chest_left = breast[:, : max(1, cols // 50)].sum() >= breast[:, -max(1, cols // 50) :].sum()
+    # Dense tissue along the cut top edge.
+    top = np.zeros_like(breast)
+    top[: rows // 10] = True
+    image = np.where(top & breast, np.maximum(image, 0.85 + rng.uniform(0, 0.05)), image)
+    # Skin line: the outer two pixels of the breast.
+    inner = ndimage.binary_erosion(breast, iterations=2)
+    image = np.where(breast & ~inner, 0.7, image)
+    # Label plate with letters, bottom corner on the side away from the chest wall.
+    plate_rows, plate_cols = max(6, rows // 14), max(10, cols // 5)
+    r0 = rows - plate_rows - rows // 30
+    c0 = cols - plate_cols - cols // 30 if chest_left else cols // 30
+    image[r0 : r0 + plate_rows, c0 : c0 + plate_cols] = 0.95
+    letter = max(2, plate_cols // 12)
+    for k in range(1, plate_cols // (2 * letter)):
+        c = c0 + 2 * k * letter - letter // 2
+        image[r0 + plate_rows // 4 : r0 + 3 * plate_rows // 4, c : c + max(1, letter // 2)] = 0.1
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
 def to_stored_pixels(display: np.ndarray, look: VendorLook, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
     """Map display values to stored values and a VOI window that maps them back."""
     maxv = 2**look.bits_stored - 1
@@ -371,14 +420,14 @@ def to_stored_pixels(display: np.ndarray, look: VendorLook, rng: np.random.Gener
     return stored, center, width
 
 
-def write_dicom(job: ImageJob, out_root: Path) -> Path:
-    """Render one image and write it as a DICOM mammogram under ``out_root``."""
+def write_dicom(job: ImageJob, out_root: Path, display: np.ndarray | None = None) -> Path:
+    """Render one image (or take ``display``) and write it as a DICOM mammogram under ``out_root``."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import JPEG2000Lossless, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 
     look = VENDOR_LOOKS[job.manufacturer]
     rng = np.random.default_rng(job.seed + 1)
-    stored, center, width = to_stored_pixels(render_display(job), look, rng)
+    stored, center, width = to_stored_pixels(render_display(job) if display is None else display, look, rng)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography, for presentation
