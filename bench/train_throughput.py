@@ -19,7 +19,10 @@ allocator state or threads never flatter another's.
    epochs of as many batches as the raw network's runs, after a warm-up epoch; its
    ratio to the raw network of step 3 is the share of the hardware's speed the
    workflow gets.
-5. Memory: the pipeline (training batches plus a full validation pass) on a cache of N
+5. On a GPU (when torch finds one): the raw network there (channels-last, mixed
+   precision) and the pipeline by each batch path (`train.loading`: device, prefetch,
+   host), side by side.
+6. Memory: the pipeline (training batches plus a full validation pass) on a cache of N
    images and on one of 10 x N: peak resident set (VmHWM) and peak anonymous memory
    (sampled RssAnon). Pages of the memory map count in VmHWM but are page cache the
    kernel can drop; anonymous memory is what a job really holds.
@@ -126,7 +129,49 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     return {"train": train, "inference": inference}
 
 
-def pipeline(cache_path: str, threads: int, batches: int, val_images: int) -> dict[str, float]:
+def raw_on_gpu(height: int, width: int, batches: int) -> dict[str, float]:
+    """The raw network on the GPU as the workflow runs it there: channels-last, mixed
+    precision (bfloat16 where supported), fused Adam, data already on the device."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.models import resnet18
+
+    from labelbias.model import grey_stem
+    from labelbias.train import amp_dtype
+
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = resnet18(num_classes=2)
+    model.conv1 = grey_stem(model.conv1, keep_weights=False)
+    model = model.to(dev).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    dtype = amp_dtype(dev)
+    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)
+    x = torch.rand(32, 1, height, width, device=dev).to(memory_format=torch.channels_last)
+    y = (torch.arange(32) % 2).to(dev)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype):
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    for _ in range(10):
+        step()
+    torch.cuda.synchronize()
+    best = 0.0
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(batches):
+            step()
+        torch.cuda.synchronize()
+        best = max(best, 32 * batches / (time.perf_counter() - started))
+    return {"train": best, "dtype": str(dtype).removeprefix("torch.")}
+
+
+def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loading: str = "host") -> dict[str, float]:
     """A warm-up epoch and three timed epochs of `fit`, ``batches`` batches each, with validation passes."""
     from labelbias.cache import open_cache
     from labelbias.train import TrainSettings, fit
@@ -150,7 +195,8 @@ def pipeline(cache_path: str, threads: int, batches: int, val_images: int) -> di
     val_rows = rows[-min(val_images, n // 5) :] if val_images else rows[-(n // 5) :]
     train_rows = rows[: n - len(val_rows)]
     settings = TrainSettings(
-        epochs=4, batch_size=32, lr=1e-3, lr_schedule="cosine", seed=0, threads=threads, max_batches_per_epoch=batches
+        epochs=4, batch_size=32, lr=1e-3, lr_schedule="cosine", seed=0, threads=threads,
+        max_batches_per_epoch=batches, loading=loading,
     )
     result = fit(cache, train_rows, targets[train_rows], val_rows, targets[val_rows], 2, settings)
     stop.set()
@@ -191,12 +237,17 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--raw", type=int, metavar="LEVERS", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", nargs=2, metavar=("CACHE", "VAL"), help=argparse.SUPPRESS)
+    parser.add_argument("--loading", default="host", help=argparse.SUPPRESS)
+    parser.add_argument("--raw-gpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw is not None:
         print(json.dumps(raw_throughput(args.height, args.width, args.threads, args.batches, args.raw)))
         return
+    if args.raw_gpu:
+        print(json.dumps(raw_on_gpu(args.height, args.width, args.batches)))
+        return
     if args.pipeline:
-        print(json.dumps(pipeline(args.pipeline[0], args.threads, args.batches, int(args.pipeline[1]))))
+        print(json.dumps(pipeline(args.pipeline[0], args.threads, args.batches, int(args.pipeline[1]), args.loading)))
         return
 
     import torch
@@ -240,6 +291,22 @@ def main() -> None:
         n = np.load(path, mmap_mode="r").shape[0]
         print(f"{name:>6} {n:>8} {megabytes:>9.0f} {int(run['val_images']):>9} {run['peak_rss_mb']:>12.0f} "
               f"{run['peak_anon_mb']:>13.0f}")
+
+    if not torch.cuda.is_available():
+        print("\nno GPU: the training device is this CPU (the figures above)")
+        return
+    # The training device the workflow would use: the raw network there, and the
+    # pipeline by each batch path, so a user sees whether the GPU is fed.
+    print(f"\nGPU: {torch.cuda.get_device_name(0)}, {args.height}x{args.width}, batch 32")
+    gpu = child("--raw-gpu", *size, "--batches", str(4 * args.batches))
+    print(f"raw network on the GPU ({gpu['dtype']}, channels-last, fused Adam): {gpu['train']:.1f} images/s")
+    for loading in ("device", "prefetch", "host"):
+        run = child(
+            "--pipeline", str(small), "0", *size, "--threads", str(args.threads), "--batches",
+            str(4 * args.batches), "--loading", loading,
+        )
+        print(f"pipeline, {loading:<8} path: {run['images_per_second']:.1f} images/s "
+              f"(ratio {run['images_per_second'] / gpu['train']:.3f} to the raw network)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from labelbias.model import (
     penultimate,
 )
 from labelbias.train import (
+    Feeder,
     TrainSettings,
     balanced_batches,
     fit,
@@ -342,3 +343,47 @@ def test_epoch_selection_keeps_the_best_validation_auc_or_the_last_epoch():
     rows = np.arange(120, 160)
     kept_last, _ = predict(last.model, cache, rows, 64)
     np.testing.assert_allclose(last.val_outputs[0], kept_last, atol=1e-6)
+
+
+def test_feeder_paths_give_the_same_batches():
+    cache, _ = toy_cache(50)
+    row_batches = [np.array([3, 1, 49, 3]), np.array([0]), np.arange(10, 30)]
+    dev = torch.device("cpu")
+    host = [b.clone() for b in Feeder(cache, dev, "host").batches(row_batches)]
+    for loading in ("device", "prefetch"):
+        feeder = Feeder(cache, dev, loading)
+        assert feeder.loading == loading
+        batches = list(feeder.batches(row_batches))
+        assert len(batches) == len(host)
+        for a, b in zip(host, batches, strict=True):
+            assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)  # bit for bit
+    # auto on the CPU reads the memory map: the page cache already holds it.
+    assert Feeder(cache, dev, "auto").loading == "host"
+    with pytest.raises(ValueError, match="train.loading"):
+        Feeder(cache, dev, "gpu")
+
+
+def test_prefetching_stops_cleanly_and_passes_errors_on():
+    cache, _ = toy_cache(20)
+    feeder = Feeder(cache, torch.device("cpu"), "prefetch", depth=1)
+    stream = feeder.batches([np.array([i]) for i in range(20)])
+    next(stream)
+    stream.close()  # a consumer that stops early does not leave the reader blocked
+    with pytest.raises(IndexError):
+        list(feeder.batches([np.array([0]), np.array([99])]))
+
+
+@pytest.mark.parametrize("loading", ["device", "prefetch"])
+def test_every_batch_path_trains_the_same_model(loading):
+    """The GPU's paths, run on the CPU: the same model and predictions as the host path, bit for bit."""
+    cache, labels = toy_cache()
+    settings = TrainSettings(**{**SETTINGS.__dict__, "epochs": 1, "loading": "host"})
+    reference = _fit(cache, labels, settings=settings)
+    other = _fit(cache, labels, settings=TrainSettings(**{**settings.__dict__, "loading": loading}))
+    assert other.feeder is not None and other.feeder.loading == loading
+    for name, tensor in reference.model.state_dict().items():
+        assert torch.equal(tensor, other.model.state_dict()[name]), name
+    rows = np.arange(len(labels))
+    expected, _ = predict(reference.model, cache, rows, 32)
+    got, _ = predict(other.model, cache, rows, 32, feeder=other.feeder)
+    np.testing.assert_array_equal(expected, got)

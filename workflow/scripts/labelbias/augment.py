@@ -42,9 +42,11 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: Au
     mean = (out * foreground).sum(dim=(2, 3), keepdim=True) / foreground.sum(dim=(2, 3), keepdim=True).clamp_min(1)
     out = ((out - mean) * contrast + mean).clamp(0, 1) * foreground
 
-    chosen = (torch.rand(b, generator=generator) < settings.affine_p).to(device)
-    if chosen.any():
-        n = int(chosen.sum())
+    # Drawn and counted on the host: a GPU step never waits for the count.
+    chosen = torch.nonzero(torch.rand(b, generator=generator) < settings.affine_p).flatten()
+    if len(chosen):
+        n = len(chosen)
+        index = chosen.to(device, non_blocking=True)
         angle = _uniform(n, -settings.rotation_deg, settings.rotation_deg, generator, device) * math.pi / 180
         scale = _uniform(n, *settings.scale, generator, device)
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -55,5 +57,6 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: Au
         theta[:, 1, 0] = sin * w / h
         theta[:, 1, 1] = cos
         grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
-        out[chosen] = F.grid_sample(out[chosen], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        warped = F.grid_sample(out.index_select(0, index), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out = out.index_copy(0, index, warped)
     return out
