@@ -214,3 +214,41 @@ def test_cache_agreement_sees_a_shifted_mask():
     moved = cache_agreement(a, b)
     assert same == {"mean_abs": 0.0, "p999_abs": 0.0, "mask_iou": 1.0}
     assert moved["mask_iou"] == pytest.approx(17 / 23) and moved["mean_abs"] > 0.05
+
+
+def test_native_pixel_data_reads_like_pydicom(tmp_path):
+    """16-bit native pixel data is used in place; unused high bits are cleared as pydicom does."""
+    import pydicom
+
+    path = tmp_path / "garbage_bits.dcm"
+    write_mammogram(path, rows=200, columns=150, bits_stored=12)
+    dataset = pydicom.dcmread(path)
+    garbage = dataset.pixel_array.copy()
+    garbage[::7] |= 0xF000  # bits above BitsStored, as some old files carry
+    dataset.PixelData = garbage.tobytes()
+    dataset.save_as(path)
+    dataset = pydicom.dcmread(path)
+    expected = dataset.pixel_array
+    assert expected.max() < 4096
+    for factor in (1, 3):
+        np.testing.assert_array_equal(stored_pixels(dataset, factor), box_reduce(expected, factor))
+    np.testing.assert_array_equal(read_dicom(path), read_dicom_via_pydicom(path))
+
+
+def read_dicom_via_pydicom(path):
+    """The display image through pydicom's own decoder (no mapping)."""
+    import pydicom
+
+    from labelbias.imaging import display_from_stored
+
+    dataset = pydicom.dcmread(path)
+    return display_from_stored(dataset, dataset.pixel_array.astype(np.float32), path)
+
+
+def test_damaged_jpeg2000_names_its_path_on_the_reduced_path(tmp_path):
+    path = tmp_path / "broken_j2k.dcm"
+    write_mammogram(path, rows=512, columns=384, jpeg2000=True)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=r"broken_j2k\.dcm"):
+        read_dicom(path, PreprocessSettings(64, 48))
