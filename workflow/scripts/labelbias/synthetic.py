@@ -324,8 +324,11 @@ def render_display(job: ImageJob) -> np.ndarray:
     """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side."""
     rng = np.random.default_rng(job.seed)
     rows, cols = job.rows, job.columns
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    # A column and a row that broadcast: the same values as full coordinate grids, at a
+    # fraction of the memory and time on full-size matrices.
+    yy = np.arange(rows, dtype=np.float32)[:, None]
     yy /= rows
+    xx = np.arange(cols, dtype=np.float32)[None, :]
     xx /= cols
     mlo = job.view in ("MLO", "XCCL")
     cy = (0.47 if mlo else 0.5) + rng.normal(0, 0.02)
