@@ -357,6 +357,14 @@ def test_feeder_paths_give_the_same_batches():
         assert len(batches) == len(host)
         for a, b in zip(host, batches, strict=True):
             assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)  # bit for bit
+    # A perturbed view of the cache (the separability grid's) goes every path too.
+    from labelbias.perturb import Perturbation, PerturbedCache
+
+    perturbed = PerturbedCache(cache, Perturbation("noise", 0.2, 7))
+    expected = list(Feeder(perturbed, dev, "host").batches(row_batches))
+    for loading in ("device", "prefetch"):
+        got = list(Feeder(perturbed, dev, loading).batches(row_batches))
+        assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
     # auto on the CPU reads the memory map: the page cache already holds it.
     assert Feeder(cache, dev, "auto").loading == "host"
     with pytest.raises(ValueError, match="train.loading"):

@@ -157,7 +157,9 @@ class Feeder:
 
     def __init__(self, cache: np.ndarray, dev: torch.device, loading: str = "host", depth: int = 3) -> None:
         self.cache, self.dev, self.depth = cache, dev, depth
-        self.loading = resolve_loading(loading, dev, int(cache.nbytes))
+        # Shape and dtype, not nbytes: a perturbed view of the cache (perturb.PerturbedCache) has no nbytes.
+        cache_bytes = int(np.prod(cache.shape)) * np.dtype(cache.dtype).itemsize
+        self.loading = resolve_loading(loading, dev, cache_bytes)
         self.resident: torch.Tensor | None = None
         if self.loading == "device":
             self.resident = self._to_device(cache, dev)
@@ -168,7 +170,9 @@ class Feeder:
         # host copy small while an 18.9 GB memory map streams over.
         resident = torch.empty(cache.shape, dtype=torch.int16, device=dev)
         for start in range(0, len(cache), chunk):
-            block = np.ascontiguousarray(cache[start : start + chunk]).view(np.int16)
+            # Rows by index, as every cache (and a perturbed view of one) serves them.
+            rows = np.arange(start, min(start + chunk, len(cache)))
+            block = np.ascontiguousarray(cache[rows]).view(np.int16)
             resident[start : start + len(block)].copy_(torch.from_numpy(block))
         return resident
 
