@@ -131,3 +131,13 @@ def test_shrinkage_lda_is_scikit_learns(n_classes):
     reference.fit(x[:300], y[:300])
     ours = shrinkage_lda_probabilities(x[:300], y[:300], x[300:], n_classes)
     np.testing.assert_allclose(ours, reference.predict_proba(x[300:]), atol=1e-6)
+
+
+def test_probe_on_fewer_patients_than_folds_uses_one_fold_per_patient():
+    cohort = _cohort(150)
+    few = cohort[cohort["patient_id"].isin(cohort["patient_id"].unique()[:3])]
+    features = np.random.default_rng(4).normal(size=(len(few), 8))
+    table = probe_subgroup_information(features, few, ["pseudo_subgroup"], folds=5, seed=0)
+    assert len(table) and table["auc"].between(0, 1).all()
+    single = few[few["patient_id"] == few["patient_id"].iloc[0]]
+    assert probe_subgroup_information(features[: len(single)], single, ["pseudo_subgroup"]).empty

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,11 @@ TINY = {
 }
 
 
+# Local runs need no cluster: see tests/data/no_cluster_slurm.conf (saves ~9 s per start
+# where SLURM's client is installed without a running controller).
+LOCAL_ENV = {**os.environ, "SLURM_CONF": str(Path(__file__).resolve().parent / "data" / "no_cluster_slurm.conf")}
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
@@ -29,6 +35,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900,
+        env=LOCAL_ENV,
     )
 
 

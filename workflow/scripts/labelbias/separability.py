@@ -167,8 +167,12 @@ def probe_subgroup_information(
         y = frame[attribute].astype(str).map({n: i for i, n in enumerate(names)}).to_numpy()
         if len(names) < 2:
             continue
+        # A small test set (a handful of patients) gets as many folds as it has patients.
+        n_splits = min(folds, len(np.unique(groups)))
+        if n_splits < 2:
+            continue
         out_of_fold = np.zeros((len(y), len(names)))
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         for train, test in splitter.split(x, y, groups):
             # Shrinkage LDA: a linear classifier fitted in closed form, about five
             # times faster than logistic regression on 512-d features, same AUCs here.
