@@ -36,7 +36,7 @@ browser:
 # As root (CI, or a disposable machine) `make test` also runs the SLURM cluster test;
 # otherwise it says how to run it.
 test: setup browser
-	$(BIN)/python -m pytest -q tests --ignore=tests/slurm
+	$(BIN)/python -m pytest -q tests --ignore=tests/slurm --durations=12
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-slurm; \
 	else echo "Skipped the SLURM cluster test: it installs and starts daemons, run 'sudo make test-slurm'."; fi
 
