@@ -5,9 +5,9 @@ dense tissue is bright, keep the largest connected foreground component (drops
 markers and labels), flip so the chest wall is on the left, resize keeping the
 aspect ratio, pad, and scale to [0, 1].
 
-A full-field mammogram has 20-60 times the model input's rows, so everything after
-the decoder runs on a reduced image: the stored integers are averaged over
-k x k blocks (k chosen so the image stays at least ``working_scale`` times the model
+A full-field mammogram has 16-25 times the rows of a 256x192 input, so everything
+after the decoder runs on a reduced image: the stored integers are averaged over
+k x k blocks (k chosen so the image stays about ``working_scale`` times the model
 input) before windowing, masking and the final resize. JPEG 2000 files are decoded at
 a lower resolution level directly (the codec's wavelet low-pass), which skips most of
 the decoding work. ``working_scale: 0`` keeps the full-resolution pipeline.

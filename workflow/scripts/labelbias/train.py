@@ -287,8 +287,9 @@ def predict(
     evaluator = evaluator.to(memory_format=torch.channels_last)
     probabilities, features = [], []
     row_batches = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
+    half = amp_dtype(dev)
     for batch in feeder.batches(row_batches):
-        with torch.autocast(dev.type, dtype=amp_dtype(dev), enabled=dev.type == "cuda"):
+        with torch.autocast(dev.type, dtype=half, enabled=dev.type == "cuda"):
             feats, logits = penultimate(evaluator, batch.to(memory_format=torch.channels_last))
         probabilities.append(torch.softmax(logits.float(), dim=1))
         if with_features:
@@ -375,8 +376,8 @@ def fit(
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     # One fused kernel per step instead of a temporary tensor per operation and parameter.
     optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    mixed = dev.type == "cuda"
-    scaler = torch.amp.GradScaler(enabled=mixed and amp_dtype(dev) == torch.float16)
+    mixed, half = dev.type == "cuda", amp_dtype(dev)
+    scaler = torch.amp.GradScaler(enabled=mixed and half == torch.float16)
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
 
     start_epoch, best_auc, best_epoch = 1, -np.inf, 0
@@ -420,7 +421,7 @@ def fit(
             if dev.type == "cuda":
                 images = images.to(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=amp_dtype(dev), enabled=mixed):
+            with torch.autocast(dev.type, dtype=half, enabled=mixed):
                 loss = F.cross_entropy(model(images), targets)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
