@@ -146,6 +146,30 @@ def test_box_reduce_averages_blocks_exactly():
     np.testing.assert_array_equal(box_reduce(pixels, 1), pixels.astype(np.float32))
 
 
+@pytest.mark.parametrize(
+    "shape, factor, keep_bits",
+    [
+        ((600, 472), 6, 12),  # Fujifilm's reduction: four columns to a 64-bit word
+        ((307, 242), 3, 14),  # GE's 14 bits, an even width: two to a word
+        ((203, 151), 5, 12),  # an odd width: one to a word
+        ((140, 96), 16, 12),  # the largest block whose column sums fit 16 bits
+        ((140, 96), 17, 12),  # one more row and they do not: summed the plain way
+        ((90, 64), 4, 16),  # all 16 bits used: the plain way
+    ],
+)
+def test_box_reduce_packed_sums_equal_the_plain_mean(shape, factor, keep_bits):
+    """Four pixels per word, high bits cleared: the same float32 values as masking and averaging in float64."""
+    rng = np.random.default_rng(factor)
+    pixels = rng.integers(0, 2**keep_bits, size=shape).astype(np.uint16)
+    pixels[-3:] = 2**keep_bits - 1  # the largest values in the last blocks: no lane may carry
+    if keep_bits < 16:
+        pixels[::5] |= np.uint16(0xFFFF ^ (2**keep_bits - 1))  # garbage above BitsStored
+    rows, cols = shape[0] // factor * factor, shape[1] // factor * factor
+    clean = (pixels & np.uint16(2**keep_bits - 1))[:rows, :cols].astype(np.float64)
+    expected = (clean.reshape(rows // factor, factor, cols // factor, factor).sum(axis=(1, 3)) / np.float32(factor**2))
+    np.testing.assert_array_equal(box_reduce(pixels, factor, keep_bits), expected.astype(np.float32))
+
+
 @pytest.mark.parametrize("bits_stored", [12, 14])
 def test_jpeg2000_at_a_lower_resolution_level_matches_block_means(tmp_path, bits_stored):
     """Pillow returns every precision scaled to 16 bits; the stored values come back in their own units."""
@@ -243,6 +267,39 @@ def read_dicom_via_pydicom(path):
 
     dataset = pydicom.dcmread(path)
     return display_from_stored(dataset, dataset.pixel_array.astype(np.float32), path)
+
+
+@pytest.mark.parametrize("layout", ["implicit VR", "explicit VR with a trailing element", "short pixel data"])
+def test_mapped_pixel_data_reads_like_pydicom(tmp_path, layout):
+    """The file's pixel data is mapped in place for both native syntaxes; anything unexpected goes to pydicom."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from labelbias.imaging import _mapped_native_pixels, decode_dicom
+
+    path = tmp_path / "native.dcm"
+    write_mammogram(path, rows=120, columns=90, bits_stored=12)
+    dataset = pydicom.dcmread(path)
+    if layout == "implicit VR":
+        dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        dataset.save_as(path, implicit_vr=True, little_endian=True)
+    elif layout == "explicit VR with a trailing element":
+        dataset.add_new(0xFFFCFFFC, "OB", b"\0" * 16)  # DataSetTrailingPadding after the pixel data
+        dataset.save_as(path)
+    else:
+        dataset.PixelData = dataset.PixelData[:-2]  # one value missing: not the header's size
+        dataset.save_as(path)
+    with open(path, "rb") as handle:
+        header = pydicom.dcmread(handle, stop_before_pixels=True)
+        mapped = _mapped_native_pixels(header, handle)
+    if layout == "short pixel data":
+        assert mapped is None
+        with pytest.raises(ImageReadError, match=r"native\.dcm: cannot decode DICOM"):
+            decode_dicom(path)
+        return
+    assert mapped is not None and not mapped.flags.writeable
+    np.testing.assert_array_equal(mapped, pydicom.dcmread(path).pixel_array)
+    np.testing.assert_array_equal(read_dicom(path), read_dicom_via_pydicom(path))
 
 
 def test_damaged_jpeg2000_names_its_path_on_the_reduced_path(tmp_path):
