@@ -36,7 +36,12 @@ def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, a
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged[attribute] == subgroup) & (merged["density"] == "C")]
     flipped = merged[merged["flipped"] == 1]
-    assert flipped["patient_id"].nunique() == round(0.3 * eligible["patient_id"].nunique())
+    # the rate within every split, so the model trains and picks its threshold at the named rate
+    for split in ("train", "val", "test"):
+        in_split = eligible["split"] == split
+        assert flipped.loc[flipped["split"] == split, "patient_id"].nunique() == round(
+            0.3 * eligible.loc[in_split, "patient_id"].nunique()
+        )
     # only the target subgroup's C images, each from 1 to 0
     assert set(flipped[attribute]) == {subgroup} and set(flipped["density"]) == {"C"}
     assert (flipped["label_clean"] == 1).all() and (flipped["label_biased"] == 0).all()
@@ -46,6 +51,22 @@ def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, a
     # biased differs from clean exactly where flipped
     assert ((merged["label_biased"] != merged["label_clean"]) == (merged["flipped"] == 1)).all()
     assert (merged["label_clean"] == merged["label"]).all()
+
+
+@pytest.mark.parametrize("mode", ["patient", "image"])
+def test_whole_cohort_flips_the_rate_overall_not_per_split(cohort, mode):
+    """per_split off: the reference's draw over the whole table; the split counts then vary with the seed."""
+    spec = BiasSpec(attribute="manufacturer", subgroup="FUJI", rate=0.3, mode=mode, per_split=False, seed=4)
+    merged = _merged(cohort, inject_bias(cohort, spec))
+    eligible = merged[(merged["manufacturer"] == "FUJI") & (merged["density"] == "C")]
+    unit = "patient_id" if mode == "patient" else "image_id"
+    assert merged.loc[merged["flipped"] == 1, unit].nunique() == round(0.3 * eligible[unit].nunique())
+    shares = [
+        merged.loc[(merged["flipped"] == 1) & (merged["split"] == split), unit].nunique()
+        / eligible.loc[eligible["split"] == split, unit].nunique()
+        for split in ("train", "val", "test")
+    ]
+    assert max(shares) - min(shares) > 0.01  # not held at 0.3 in each split
 
 
 def test_clean_scenario_flips_nothing(cohort):
@@ -58,7 +79,8 @@ def test_image_mode_flips_rounded_share_of_images(cohort):
     spec = BiasSpec(attribute="manufacturer", subgroup="GEMS", rate=0.25, densities=("C", "D"), mode="image", seed=2)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged["manufacturer"] == "GEMS") & merged["density"].isin(["C", "D"])]
-    assert merged["flipped"].sum() == round(0.25 * len(eligible))
+    for split in ("train", "val", "test"):
+        assert merged.loc[merged["split"] == split, "flipped"].sum() == round(0.25 * (eligible["split"] == split).sum())
     assert set(merged.loc[merged["flipped"] == 1, "density"]) <= {"C", "D"}
 
 

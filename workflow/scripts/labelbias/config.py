@@ -206,6 +206,7 @@ def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
         "densities": list(spec["densities"]),
         "from_label": int(spec["from_label"]),
         "mode": spec["mode"],
+        "per_split": bool(spec["per_split"]),
         "seed": scenario_seed(int(config["seed"]), replicate_seed_key(plan.scenario, plan.replicate)),
     }
 
@@ -219,6 +220,7 @@ def bias_spec(params: dict[str, Any]) -> BiasSpec:
         from_label=params["from_label"],
         mode=params["mode"],
         seed=params["seed"],
+        per_split=bool(params.get("per_split", True)),
     )
 
 
