@@ -12,7 +12,7 @@ tissue cut by the image edge). For every file it times, on one thread:
 
 each the best of three runs, for ``working_scale: 0`` (every step at full resolution) and the default
 ``working_scale: 4``, prints images/s per core, how closely the two caches agree
-(``labelbias.imaging.cache_agreement``), and the peak memory of a process that
+(``labelbias.data.imaging.cache_agreement``), and the peak memory of a process that
 preprocesses all of them as one shard job does.
 
     .venv/bin/python bench/full_size.py [--per-kind 6] [--height 256 --width 192]
@@ -34,8 +34,8 @@ import pydicom
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from labelbias import synthetic  # noqa: E402
-from labelbias.imaging import (  # noqa: E402
+from labelbias.data import synthetic  # noqa: E402
+from labelbias.data.imaging import (  # noqa: E402
     PreprocessSettings,
     cache_agreement,
     decode_dicom,
@@ -112,7 +112,7 @@ def shard_peak_memory(files: list[Path], settings: PreprocessSettings) -> float:
     code = (
         "import sys, json\n"
         f"sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
-        "from labelbias.imaging import PreprocessSettings, preprocess, read_dicom\n"
+        "from labelbias.data.imaging import PreprocessSettings, preprocess, read_dicom\n"
         "import numpy as np\n"
         "settings = PreprocessSettings(**json.loads(sys.argv[1]))\n"
         "arrays = [preprocess(read_dicom(p, settings), settings)[0] for p in sys.argv[2:]]\n"

@@ -14,7 +14,7 @@ allocator state or threads never flatter another's.
    each of the engine's levers added in turn (kernel taps that only see padding
    left out, fused Adam, glibc keeping freed memory), ending at the network the
    workflow trains.
-4. Pipeline: `labelbias.train.fit` on a memory-mapped cache (class-balanced batches
+4. Pipeline: `labelbias.models.train.fit` on a memory-mapped cache (class-balanced batches
    read from the map, augmentation, the learning-rate schedule): the best of three
    epochs of as many batches as the raw network's runs, after a warm-up epoch; its
    ratio to the raw network of step 3 is the share of the hardware's speed the
@@ -88,8 +88,8 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     import torch.nn.functional as F
     from torchvision.models import resnet18
 
-    from labelbias.model import compact, grey_stem
-    from labelbias.train import keep_freed_memory
+    from labelbias.models.model import compact, grey_stem
+    from labelbias.models.train import keep_freed_memory
 
     on = set(LEVERS[1 : 1 + levers])
     if "allocator" in on:
@@ -136,8 +136,8 @@ def raw_on_gpu(height: int, width: int, batches: int) -> dict[str, float]:
     import torch.nn.functional as F
     from torchvision.models import resnet18
 
-    from labelbias.model import grey_stem
-    from labelbias.train import amp_dtype
+    from labelbias.models.model import grey_stem
+    from labelbias.models.train import amp_dtype
 
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -173,8 +173,8 @@ def raw_on_gpu(height: int, width: int, batches: int) -> dict[str, float]:
 
 def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loading: str = "host") -> dict[str, float]:
     """A warm-up epoch and three timed epochs of `fit`, ``batches`` batches each, with validation passes."""
-    from labelbias.cache import open_cache
-    from labelbias.train import TrainSettings, fit
+    from labelbias.data.cache import open_cache
+    from labelbias.models.train import TrainSettings, fit
 
     peak_anon = [0]
     stop = threading.Event()

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelbias.audit import AUDIT_COLUMNS, audit_curve, audit_summary, audited_labels, patient_suspicion
-from labelbias.evaluation import threshold_at_fpr
+from labelbias.detection.audit import AUDIT_COLUMNS, audit_curve, audit_summary, audited_labels, patient_suspicion
+from labelbias.analysis.evaluation import threshold_at_fpr
 
 
 def toy_frame(seed: int = 0) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelbias.bias import BiasSpec, inject_bias, scenario_seed
-from labelbias.cohort import build_cohort
+from labelbias.data.bias import BiasSpec, inject_bias, scenario_seed
+from labelbias.data.cohort import build_cohort
 from labelbias.errors import DataQualityError
 
 

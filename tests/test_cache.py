@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelbias.cache import (
+from labelbias.data.cache import (
     check_unreadable_share,
     unreadable_images,
     merge_shards,
@@ -15,10 +15,10 @@ from labelbias.cache import (
     resolve_image_path,
     shard_rows,
 )
-from labelbias.cohort import CohortFilters, select_images
-from labelbias.embed import read_embed_tables
+from labelbias.data.cohort import CohortFilters, select_images
+from labelbias.data.embed import read_embed_tables
 from labelbias.errors import DataQualityError
-from labelbias.imaging import PreprocessSettings
+from labelbias.data.imaging import PreprocessSettings
 
 SETTINGS = PreprocessSettings(height=32, width=24)
 VENDORS = {"HOLOGIC, Inc.": "HOLO", "GE MEDICAL SYSTEMS": "GEMS", "FUJIFILM Corporation": "FUJI"}

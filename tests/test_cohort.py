@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelbias.cohort import (
+from labelbias.data.cohort import (
     AttributeSpec,
     CohortFilters,
     assert_patient_disjoint,
@@ -19,7 +19,7 @@ from labelbias.cohort import (
     split_summary,
     table1,
 )
-from labelbias.embed import read_embed_tables
+from labelbias.data.embed import read_embed_tables
 from labelbias.errors import DataQualityError, InputTableError
 
 VENDORS = {"HOLOGIC, Inc.": "HOLO", "GE MEDICAL SYSTEMS": "GEMS", "FUJIFILM Corporation": "FUJI"}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from cleanlab.count import compute_confident_joint, get_confident_thresholds
 
-from labelbias.detection import (
+from labelbias.detection.confident_learning import (
     SUBGROUP_COLUMNS,
     confident_true_labels,
     detection_performance,
@@ -17,7 +17,7 @@ from labelbias.detection import (
     subgroup_error_rates,
 )
 from labelbias.errors import DataQualityError
-from labelbias.review import grid_selection, highest_loss
+from labelbias.detection.review import grid_selection, highest_loss
 
 
 def synthetic_pool(n_patients: int = 300, flip_rate: float = 0.4, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from labelbias.embed import read_embed_tables
+from labelbias.data.embed import read_embed_tables
 from labelbias.errors import InputTableError
 
 

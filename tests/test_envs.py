@@ -52,24 +52,40 @@ def rules() -> dict[str, dict[str, str]]:
     return found
 
 
+def _module_file(name: str) -> Path | None:
+    """The file of a labelbias module or package (its __init__), or None."""
+    base = SCRIPTS / name.rstrip(".").replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def third_party_imports(script: Path, seen: set[Path] | None = None) -> set[str]:
     """Top-level modules a script needs, following imports of the labelbias package."""
     seen = set() if seen is None else seen
     needed: set[str] = set()
+    package = script.parent.relative_to(SCRIPTS).parts if SCRIPTS in script.parents else ()
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            names = [f"labelbias.{node.module or ''}" if node.level else node.module]
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            # "from package import module" imports a module too
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
         else:
             continue
         for name in names:
             top = name.split(".")[0]
             if top == "labelbias":
-                module = SCRIPTS / (name.rstrip(".").replace(".", "/") + ".py")
-                if module.exists() and module not in seen:
-                    seen.add(module)
-                    needed |= third_party_imports(module, seen)
+                module_file = _module_file(name)
+                if module_file is not None and module_file not in seen:
+                    seen.add(module_file)
+                    needed |= third_party_imports(module_file, seen)
             elif top not in sys.stdlib_module_names and top != "__future__":
                 needed.add(top)
     return needed
@@ -102,5 +118,5 @@ def test_every_rule_with_a_script_has_an_env_covering_its_imports():
 
 
 def test_import_scan_follows_the_package():
-    # The training script reaches torch only through labelbias.train and model.
+    # The training script reaches torch only through labelbias.models.train and model.
     assert {"torch", "torchvision", "pandas"} <= third_party_imports(SCRIPTS / "train.py")

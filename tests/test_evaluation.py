@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_curve
 
-from labelbias.evaluation import (
+from labelbias.analysis.evaluation import (
     TABLE2_COLUMNS,
     bootstrap_rates,
     compare_to_baseline,
@@ -18,8 +18,8 @@ from labelbias.evaluation import (
     table2_layout,
     threshold_at_fpr,
 )
-from labelbias.features import PC1_SHIFT_COLUMNS, oriented_pc1, pc1_median_shift
-from labelbias.findings import EffectSizes, check_findings
+from labelbias.analysis.features import PC1_SHIFT_COLUMNS, oriented_pc1, pc1_median_shift
+from labelbias.analysis.findings import EffectSizes, check_findings
 
 
 def test_threshold_is_the_roc_point_closest_to_the_target_fpr():

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 from docutils.core import publish_parts
 
-from labelbias.frontpage import finding_lines, front_page
+from labelbias.analysis.frontpage import finding_lines, front_page
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="

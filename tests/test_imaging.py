@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from dicom_factory import phantom, write_mammogram
 from labelbias.errors import ImageReadError
-from labelbias.imaging import (
+from labelbias.data.imaging import (
     PreprocessSettings,
     box_reduce,
     breast_mask,
@@ -189,7 +189,7 @@ def test_jpeg2000_at_a_lower_resolution_level_matches_block_means(tmp_path, bits
 
 def hard_case(tmp_path, manufacturer, jpeg2000):
     """A generator image at a quarter of the real matrix, with a label, a skin line and an edge-cut breast."""
-    from labelbias import synthetic
+    from labelbias.data import synthetic
 
     settings = synthetic.SyntheticSettings(seed=3, patients=12, matrix_scale=0.25, jpeg2000_share=0.5)
     _, _, jobs = synthetic.plan_dataset(settings)
@@ -263,7 +263,7 @@ def read_dicom_via_pydicom(path):
     """The display image through pydicom's own decoder (no mapping)."""
     import pydicom
 
-    from labelbias.imaging import display_from_stored
+    from labelbias.data.imaging import display_from_stored
 
     dataset = pydicom.dcmread(path)
     return display_from_stored(dataset, dataset.pixel_array.astype(np.float32), path)
@@ -275,7 +275,7 @@ def test_mapped_pixel_data_reads_like_pydicom(tmp_path, layout):
     import pydicom
     from pydicom.uid import ImplicitVRLittleEndian
 
-    from labelbias.imaging import _mapped_native_pixels, decode_dicom
+    from labelbias.data.imaging import _mapped_native_pixels, decode_dicom
 
     path = tmp_path / "native.dcm"
     write_mammogram(path, rows=120, columns=90, bits_stored=12)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labelbias.imaging import CACHE_MAX
-from labelbias.perturb import Perturbation, PerturbedCache, perturb_images
+from labelbias.data.imaging import CACHE_MAX
+from labelbias.data.perturb import Perturbation, PerturbedCache, perturb_images
 
 
 def images(n: int = 4) -> np.ndarray:

@@ -8,13 +8,13 @@ import pytest
 
 from sklearn.metrics import roc_auc_score
 
-from labelbias.separability import (
+from labelbias.analysis.separability import (
     patient_bootstrap_auc,
     probe_subgroup_information,
     separability_table,
     shrinkage_lda_probabilities,
 )
-from labelbias.metrics import auc, macro_ovr_auc, weighted_auc
+from labelbias.models.metrics import auc, macro_ovr_auc, weighted_auc
 
 
 def _cohort(n_patients: int = 120, seed: int = 0) -> pd.DataFrame:

@@ -10,10 +10,10 @@ import pandas as pd
 import pydicom
 import pytest
 
-from labelbias.cohort import CohortFilters, select_images
-from labelbias.embed import read_embed_tables
-from labelbias.imaging import PreprocessSettings, preprocess
-from labelbias.synthetic import (
+from labelbias.data.cohort import CohortFilters, select_images
+from labelbias.data.embed import read_embed_tables
+from labelbias.data.imaging import PreprocessSettings, preprocess
+from labelbias.data.synthetic import (
     SyntheticSettings,
     oracle_summary,
     plan_dataset,

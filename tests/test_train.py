@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from labelbias.augment import augment_batch
-from labelbias.imaging import CACHE_MAX
+from labelbias.models.augment import augment_batch
+from labelbias.data.imaging import CACHE_MAX
 from labelbias.errors import DataQualityError
 from torchvision.models import resnet18
 
-from labelbias.model import (
+from labelbias.models.model import (
     build_resnet18,
     compact,
     expand,
@@ -22,7 +22,7 @@ from labelbias.model import (
     live_taps,
     penultimate,
 )
-from labelbias.train import (
+from labelbias.models.train import (
     Feeder,
     TrainSettings,
     balanced_batches,
@@ -167,7 +167,7 @@ def test_the_network_is_torchvisions_resnet18_weight_for_weight(seed):
     torch.testing.assert_close(model.eval()(x), reference.eval()(x), rtol=0, atol=0)
     # and a torchvision state_dict (ImageNet's, say) loads into it unchanged
     rgb = resnet18(weights=None).state_dict()
-    from labelbias.resnet import ResNet18
+    from labelbias.models.resnet import ResNet18
 
     ResNet18().load_state_dict(rgb)
 
@@ -358,7 +358,7 @@ def test_feeder_paths_give_the_same_batches():
         for a, b in zip(host, batches, strict=True):
             assert a.dtype == b.dtype == torch.float32 and torch.equal(a, b)  # bit for bit
     # A perturbed view of the cache (the separability grid's) goes every path too.
-    from labelbias.perturb import Perturbation, PerturbedCache
+    from labelbias.data.perturb import Perturbation, PerturbedCache
 
     perturbed = PerturbedCache(cache, Perturbation("noise", 0.2, 7))
     expected = list(Feeder(perturbed, dev, "host").batches(row_batches))

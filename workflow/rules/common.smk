@@ -7,7 +7,7 @@ from snakemake.utils import validate
 # The learning code is one importable package next to the scripts.
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from labelbias.bias import scenario_seed  # noqa: E402
+from labelbias.data.bias import scenario_seed  # noqa: E402
 from labelbias.config import (  # noqa: E402
     MODEL_INIT,
     backbone_settings,

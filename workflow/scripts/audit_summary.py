@@ -1,7 +1,7 @@
 """How many relabelled validation patients recover most of the lost TPR, and the audit figure."""
 
-from labelbias.audit import audit_summary
-from labelbias.plots import audit_figure
+from labelbias.detection.audit import audit_summary
+from labelbias.analysis.plots import audit_figure
 from labelbias.smk import read_tsv, run, write_tsv
 
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from labelbias.audit import audit_curve, patient_suspicion
+from labelbias.detection.audit import audit_curve, patient_suspicion
 from labelbias.smk import read_tsv, run, write_tsv
 
 

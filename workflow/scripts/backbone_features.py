@@ -5,10 +5,10 @@ import logging
 import numpy as np
 import torch
 
-from labelbias.cache import open_cache
-from labelbias.model import initial_model, read_backbone
+from labelbias.data.cache import open_cache
+from labelbias.models.model import initial_model, read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.train import predict
+from labelbias.models.train import predict
 
 log = logging.getLogger("labelbias")
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from labelbias.cohort import build_cohort, hold_out_patients, split_summary, table1
+from labelbias.data.cohort import build_cohort, hold_out_patients, split_summary, table1
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

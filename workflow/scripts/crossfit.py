@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from labelbias.detection import heldout_table, linear_crossfit
+from labelbias.detection.confident_learning import heldout_table, linear_crossfit
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

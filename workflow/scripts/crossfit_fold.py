@@ -5,11 +5,11 @@ import logging
 
 import numpy as np
 
-from labelbias.cache import open_cache
-from labelbias.detection import heldout_table
-from labelbias.model import read_backbone
+from labelbias.data.cache import open_cache
+from labelbias.detection.confident_learning import heldout_table
+from labelbias.models.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.train import TrainSettings, fit, predict
+from labelbias.models.train import TrainSettings, fit, predict
 
 log = logging.getLogger("labelbias")
 

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from labelbias.detection import flag_images, subgroup_error_rates
+from labelbias.detection.confident_learning import flag_images, subgroup_error_rates
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

@@ -1,6 +1,6 @@
 """Cross-fitting folds of the training and validation images, by patient (one set for every scenario)."""
 
-from labelbias.detection import patient_folds
+from labelbias.detection.confident_learning import patient_folds
 from labelbias.smk import read_tsv, run, write_tsv
 
 

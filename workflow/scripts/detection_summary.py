@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from labelbias.detection import SUMMARY_COLUMNS, detection_performance
-from labelbias.plots import detection_figure
+from labelbias.detection.confident_learning import SUMMARY_COLUMNS, detection_performance
+from labelbias.analysis.plots import detection_figure
 from labelbias.smk import read_tsv, run, write_tsv
 
 

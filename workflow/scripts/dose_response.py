@@ -1,8 +1,8 @@
 """Dose-response: each subgroup's TPR and FPR change against the bias rate, per threshold source."""
 
-from labelbias.evaluation import dose_response
-from labelbias.plots import dose_response_figure
-from labelbias.reading import read_evaluations
+from labelbias.analysis.evaluation import dose_response
+from labelbias.analysis.plots import dose_response_figure
+from labelbias.analysis.reading import read_evaluations
 from labelbias.smk import run, write_tsv
 
 

@@ -1,6 +1,6 @@
 """Subgroup TPR/FPR of one scenario's density model at a threshold from clean or biased validation labels."""
 
-from labelbias.evaluation import evaluate_scenario
+from labelbias.analysis.evaluation import evaluate_scenario
 from labelbias.smk import read_tsv, run, write_tsv
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from labelbias.features import pc1_median_shift
-from labelbias.plots import PANELS, feature_kde_grid, threshold_figure
+from labelbias.analysis.features import pc1_median_shift
+from labelbias.analysis.plots import PANELS, feature_kde_grid, threshold_figure
 from labelbias.smk import read_tsv, run, write_tsv
 
 

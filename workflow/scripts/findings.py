@@ -2,7 +2,7 @@
 
 import logging
 
-from labelbias.findings import EffectSizes, check_findings
+from labelbias.analysis.findings import EffectSizes, check_findings
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from labelbias.frontpage import front_page
+from labelbias.analysis.frontpage import front_page
 from labelbias.smk import read_tsv, run
 
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from labelbias.cache import open_cache
-from labelbias.imaging import CACHE_MAX
-from labelbias.plots import image_grid_figure, loss_figure
-from labelbias.review import grid_selection, highest_loss
+from labelbias.data.cache import open_cache
+from labelbias.data.imaging import CACHE_MAX
+from labelbias.analysis.plots import image_grid_figure, loss_figure
+from labelbias.detection.review import grid_selection, highest_loss
 from labelbias.smk import read_tsv, run
 
 

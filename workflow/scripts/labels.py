@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from labelbias.bias import bias_summary, inject_bias
+from labelbias.data.bias import bias_summary, inject_bias
 from labelbias.config import bias_spec
 from labelbias.smk import read_tsv, run, write_tsv
 

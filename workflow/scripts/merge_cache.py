@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from labelbias.cache import check_unreadable_share, merge_shards, unreadable_images
+from labelbias.data.cache import check_unreadable_share, merge_shards, unreadable_images
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

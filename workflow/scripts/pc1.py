@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from labelbias.features import pc1_table
+from labelbias.analysis.features import pc1_table
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from labelbias.plots import perturbation_figure
-from labelbias.separability import separability_table
+from labelbias.analysis.plots import perturbation_figure
+from labelbias.analysis.separability import separability_table
 from labelbias.smk import read_tsv, run, write_tsv
 
 

@@ -4,8 +4,8 @@ import logging
 
 import numpy as np
 
-from labelbias.cache import preprocess_shard
-from labelbias.imaging import PreprocessSettings
+from labelbias.data.cache import preprocess_shard
+from labelbias.data.imaging import PreprocessSettings
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from labelbias.separability import probe_subgroup_information
+from labelbias.analysis.separability import probe_subgroup_information
 from labelbias.smk import read_tsv, run, write_tsv
 
 

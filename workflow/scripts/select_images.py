@@ -2,8 +2,8 @@
 
 import logging
 
-from labelbias.cohort import AttributeSpec, CohortFilters, select_images
-from labelbias.embed import read_embed_tables
+from labelbias.data.cohort import AttributeSpec, CohortFilters, select_images
+from labelbias.data.embed import read_embed_tables
 from labelbias.smk import run, write_tsv
 
 log = logging.getLogger("labelbias")

@@ -1,6 +1,6 @@
 """One-vs-rest test AUC per subgroup of an attribute's classifiers (one per seed), with intervals."""
 
-from labelbias.separability import separability_table
+from labelbias.analysis.separability import separability_table
 from labelbias.smk import read_tsv, run, write_tsv
 
 

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from labelbias.smk import run, write_tsv
-from labelbias.synthetic import oracle_summary, plan_dataset, settings_from_config, write_images
+from labelbias.data.synthetic import oracle_summary, plan_dataset, settings_from_config, write_images
 
 log = logging.getLogger("labelbias")
 

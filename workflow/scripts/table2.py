@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from labelbias.evaluation import table2, table2_layout
-from labelbias.reading import read_evaluations
+from labelbias.analysis.evaluation import table2, table2_layout
+from labelbias.analysis.reading import read_evaluations
 from labelbias.smk import run, write_tsv
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from labelbias.cache import open_cache
-from labelbias.perturb import Perturbation, PerturbedCache
-from labelbias.model import read_backbone
+from labelbias.data.cache import open_cache
+from labelbias.data.perturb import Perturbation, PerturbedCache
+from labelbias.models.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.train import TrainSettings, joint_target, train_target
+from labelbias.models.train import TrainSettings, joint_target, train_target
 
 log = logging.getLogger("labelbias")
 

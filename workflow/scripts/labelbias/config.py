@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bias import BiasSpec, scenario_seed
+from .data.bias import BiasSpec, scenario_seed
 from .errors import ConfigError
-from .perturb import Perturbation
+from .data.perturb import Perturbation
 from .runs import classifier_runs, plan_runs, replicate_seed_key
-from .synthetic import MAIN_VENDORS, RACE_SHIFT
+from .data.synthetic import MAIN_VENDORS, RACE_SHIFT
 
 BUILTIN_ATTRIBUTES = ("manufacturer", "pseudo_subgroup")
 

@@ -17,8 +17,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .cohort import split_patients
-from .errors import DataQualityError
+from ..data.cohort import split_patients
+from ..errors import DataQualityError
 
 SUBGROUP_COLUMNS = [
     "attribute",

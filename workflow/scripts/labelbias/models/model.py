@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import DataQualityError
+from ..errors import DataQualityError
 from .resnet import ResNet18
 
 # Where a model's weights start (the study: ImageNet). "backbone" is a ResNet-18 the

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .evaluation import rates, subgroup_masks, threshold_at_fpr
+from ..analysis.evaluation import rates, subgroup_masks, threshold_at_fpr
 
 AUDIT_COLUMNS = ["strategy", "n_requested", "n_relabelled", "draw", "threshold", "attribute", "subgroup", "tpr", "fpr", "n_pos", "n_neg"]
 SUMMARY_COLUMNS = [

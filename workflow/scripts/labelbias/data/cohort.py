@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .embed import MERGE_KEYS, EmbedTables
-from .errors import DataQualityError, InputTableError
+from ..errors import DataQualityError, InputTableError
 
 DENSITY_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D"}
 POSITIVE_DENSITIES = ("C", "D")

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from .augment import augment_batch
-from .errors import DataQualityError
-from .imaging import CACHE_MAX
+from ..errors import DataQualityError
+from ..data.imaging import CACHE_MAX
 from .metrics import auc, macro_ovr_auc
 from .model import compact, expand, freeze_before, initial_model, penultimate
 

@@ -18,7 +18,7 @@ SOURCE_WORDS = {"clean": "clean-label threshold", "biased": "biased-label thresh
 # keeps it 32rem wide: a page taller than the window would lose its top (the findings)
 # and the figure would be a thumbnail. Top-aligned and wider instead.
 FRONT_PAGE_STYLE = "div.h-screen.items-center{align-items:flex-start}div.prose.max-w-lg{max-width:60rem}"
-# The study's patterns (labelbias.findings), in a few words each.
+# The study's patterns (labelbias.analysis.findings), in a few words each.
 KINDS = {"a": "not separable", "b": "separable minority", "c": "separable majority"}
 CLAIMS = {
     ("a", "clean"): "no subgroup's TPR moves",

@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .metrics import weighted_auc
+from ..models.metrics import weighted_auc
 
 
 def patient_bootstrap_auc(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import DataQualityError
+from ..errors import DataQualityError
 
 LABEL_COLUMNS = ["image_id", "label_clean", "label_biased", "flipped"]
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from .errors import DataQualityError, ImageReadError
+from ..errors import DataQualityError, ImageReadError
 from .imaging import CACHE_DTYPE, PreprocessSettings, load_for_cache, preprocess
 
 QC_COLUMNS = ["image_id", "image_path", "status", "flipped", "reason"]

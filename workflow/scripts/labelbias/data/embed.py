@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputTableError
+from ..errors import InputTableError
 
 # Column -> kind. "int" ids must be present on every row; "float" may be empty.
 METADATA_COLUMNS: dict[str, str] = {

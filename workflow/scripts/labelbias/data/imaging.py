@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .errors import ImageReadError
+from ..errors import ImageReadError
 
 CACHE_DTYPE = np.uint16
 CACHE_MAX = np.iinfo(CACHE_DTYPE).max

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .smk import read_tsv
+from ..smk import read_tsv
 
 
 def read_evaluations(paths: list[str]) -> dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]]:

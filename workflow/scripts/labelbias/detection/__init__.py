@@ -1,0 +1,1 @@
+"""Detection: finding label bias without clean labels, and what a clean audit buys."""

@@ -1,0 +1,1 @@
+"""Models: the network, its training on the cache, augmentation and the metrics training needs."""
