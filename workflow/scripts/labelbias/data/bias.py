@@ -21,9 +21,10 @@ class BiasSpec:
     of round(rate x eligible patients) patients (the study); "image" flips
     round(rate x eligible images) images chosen independently of patient (Jones et
     al.'s per-positive flip, with the count fixed so scenarios compare exactly).
-    ``per_split`` takes that share within each split (train, val, test) of the cohort
-    instead of over all of them: the rate the scenario names is then the rate the
-    model trains on and the threshold is picked with. Over the whole cohort, a 30%
+    ``per_split`` shares that count out over the splits (train, val, test) in
+    proportion to their eligible patients (:func:`allocate`) and draws each split's
+    flips from its own patients: the rate the scenario names is then the rate the model
+    trains on and the threshold is picked with. Over the whole cohort, a 30%
     flip of a minority's 60 training patients left 9 to 21 of them flipped from one
     seed to the next (README: "Why the default is what it is").
     """
@@ -75,21 +76,46 @@ def inject_bias(cohort: pd.DataFrame, spec: BiasSpec) -> pd.DataFrame:
         if spec.per_split and "split" not in cohort.columns:
             raise DataQualityError("bias per split needs the cohort's 'split' column")
         strata = cohort["split"].astype(str).to_numpy() if spec.per_split else np.zeros(len(cohort), dtype=str)
-        # A seeded order of the eligible patients (or images), flipped from the front:
-        # the same seed at a higher rate flips everyone a lower rate flips (nested doses).
+        # A seeded order of each stratum's eligible patients (or images), flipped from the
+        # front: the same seed at a higher rate flips everyone a lower rate flips (nested doses).
         rng = np.random.default_rng(spec.seed)
+        orders = {}
         for stratum in sorted(set(strata[eligible])):
             in_stratum = eligible & (strata == stratum)
             if spec.mode == "patient":
-                order = rng.permutation(np.unique(cohort.loc[in_stratum, "patient_id"].to_numpy()))
-                chosen = order[: int(round(spec.rate * len(order)))]
-                flipped |= in_stratum & cohort["patient_id"].isin(chosen).to_numpy()
+                orders[stratum] = rng.permutation(np.unique(cohort.loc[in_stratum, "patient_id"].to_numpy()))
             else:
-                order = rng.permutation(np.flatnonzero(in_stratum))
-                flipped[order[: int(round(spec.rate * len(order)))]] = True
+                orders[stratum] = rng.permutation(np.flatnonzero(in_stratum))
+        sizes = {stratum: len(order) for stratum, order in orders.items()}
+        counts = allocate(int(round(spec.rate * sum(sizes.values()))), sizes)
+        for stratum, order in orders.items():
+            chosen = order[: counts[stratum]]
+            if spec.mode == "patient":
+                flipped |= eligible & (strata == stratum) & cohort["patient_id"].isin(chosen).to_numpy()
+            else:
+                flipped[chosen] = True
     labels["label_biased"] = np.where(flipped, 1 - labels["label_clean"], labels["label_clean"])
     labels["flipped"] = flipped.astype(int)
     return labels[LABEL_COLUMNS]
+
+
+def allocate(total: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Split ``total`` flips over strata in proportion to their sizes (Sainte-Lague, one at a time).
+
+    The total is the whole cohort's round(rate x eligible), so a small subgroup loses no
+    flips to rounding in every split (a 50% rate of one patient per split would round to
+    none in each). Handing out one flip at a time, each to the stratum whose share is
+    furthest behind (size / (2 x given + 1)), gives every stratum its rounded share when
+    the shares round to the total, and never takes a flip from a stratum when the total
+    grows: a higher rate's counts contain a lower rate's, so doses stay nested. Ties go
+    to the stratum first in order.
+    """
+    counts = {stratum: 0 for stratum in sizes}
+    for _ in range(min(total, sum(sizes.values()))):
+        open_strata = [stratum for stratum in sizes if counts[stratum] < sizes[stratum]]
+        best = max(open_strata, key=lambda stratum: sizes[stratum] / (2 * counts[stratum] + 1))
+        counts[best] += 1
+    return counts
 
 
 def bias_summary(cohort: pd.DataFrame, labels: pd.DataFrame, spec: BiasSpec) -> dict[str, object]:
