@@ -22,8 +22,8 @@ class BiasSpec:
     round(rate x eligible images) images chosen independently of patient (Jones et
     al.'s per-positive flip, with the count fixed so scenarios compare exactly).
     ``per_split`` shares that count out over the splits (train, val, test) in
-    proportion to their eligible patients (:func:`allocate`) and draws each split's
-    flips from its own patients: the rate the scenario names is then the rate the model
+    proportion to their eligible patients or images (:func:`allocate`) and draws each
+    split's flips from its own: the rate the scenario names is then the rate the model
     trains on and the threshold is picked with. Over the whole cohort, a 30%
     flip of a minority's 60 training patients left 9 to 21 of them flipped from one
     seed to the next (README: "Why the default is what it is").
