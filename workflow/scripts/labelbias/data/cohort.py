@@ -29,18 +29,8 @@ IMAGE_COLUMNS = [
     "label",
     "image_path",
 ]
-COHORT_COLUMNS = [
-    "image_id",
-    "patient_id",
-    "exam_id",
-    "manufacturer",
-    "view",
-    "laterality",
-    "density",
-    "label",
-    "split",
-    "pseudo_subgroup",
-]
+# The cohort keeps every image column but the path (the cache is indexed by image id).
+COHORT_COLUMNS = [c for c in IMAGE_COLUMNS if c != "image_path"] + ["split", "pseudo_subgroup"]
 
 
 @dataclass(frozen=True)
