@@ -15,9 +15,13 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --disable-pip-version-check --quiet -r requirements.txt
 	cp requirements.txt $(STAMP)
 
+# CONFIG=file: a config of its own instead of config.yaml (a preset in config/presets/).
+CONFIG ?=
+CONFIG_ARGS := $(if $(CONFIG),--configfile $(CONFIG) --replace-workflow-config,)
+
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --report results/report.html
 	@echo "Report: results/report.html"
 
 # The default plus seeds, bias rates and perturbations as grid axes (config/extended.yaml).

@@ -32,7 +32,7 @@ def _merged(cohort, labels):
 
 @pytest.mark.parametrize("attribute,subgroup", [("manufacturer", "FUJI"), ("manufacturer", "HOLO"), ("pseudo_subgroup", "PS1")])
 def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, attribute, subgroup):
-    spec = BiasSpec(attribute=attribute, subgroup=subgroup, rate=0.3, densities=("C",), seed=4)
+    spec = BiasSpec(attribute=attribute, subgroup=subgroup, rate=0.3, classes=("C",), seed=4)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged[attribute] == subgroup) & (merged["density"] == "C")]
     flipped = merged[merged["flipped"] == 1]
@@ -77,7 +77,7 @@ def test_clean_scenario_flips_nothing(cohort):
 
 
 def test_image_mode_flips_rounded_share_of_images(cohort):
-    spec = BiasSpec(attribute="manufacturer", subgroup="GEMS", rate=0.25, densities=("C", "D"), mode="image", seed=2)
+    spec = BiasSpec(attribute="manufacturer", subgroup="GEMS", rate=0.25, classes=("C", "D"), mode="image", seed=2)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged["manufacturer"] == "GEMS") & merged["density"].isin(["C", "D"])]
     assert merged["flipped"].sum() == round(0.25 * len(eligible))
@@ -88,7 +88,7 @@ def test_image_mode_flips_rounded_share_of_images(cohort):
 
 
 def test_flip_direction_zero_to_one(cohort):
-    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=0.5, densities=("B",), from_label=0, seed=1)
+    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=0.5, classes=("B",), from_label=0, seed=1)
     merged = _merged(cohort, inject_bias(cohort, spec))
     flipped = merged[merged["flipped"] == 1]
     assert len(flipped) > 0 and (flipped["label_biased"] == 1).all() and set(flipped["density"]) == {"B"}

@@ -191,3 +191,24 @@ def test_held_out_patients_never_reach_the_cohort():
     assert everything.equals(images) and nothing.empty and "split" in nothing.columns
     with pytest.raises(DataQualityError, match="too few for a train and a val part"):
         hold_out_patients(images[images["patient_id"] < 8], 0.15, 0.2, seed=4)
+
+
+def test_table1_and_cohort_columns_take_any_attribute_and_class_column():
+    from labelbias.data.cohort import build_cohort, cohort_columns
+
+    images = pd.DataFrame({
+        "image_id": [f"p{i // 2}/s1/v{i % 2}" for i in range(40)],
+        "patient_id": [f"patient{i // 2:05d}" for i in range(40)],
+        "exam_id": [f"patient{i // 2:05d}/s1" for i in range(40)],
+        "view": "Frontal", "laterality": "",
+        "effusion": [str(v) for v in ([0, 1] * 20)],
+        "label": [0, 1] * 20,
+        "image_path": [f"p{i}.jpg" for i in range(40)],
+        "sex": ["F", "M", "M", "F"] * 10,
+    })
+    table = table1(images, "sex", "effusion", ["0", "1"])
+    assert list(table.columns) == ["sex", "total", "percent", "0", "1"] and table["total"].sum() == 40
+    cohort = build_cohort(images, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=1, stratify=["label"])
+    assert list(cohort.columns) == cohort_columns(images) == [
+        "image_id", "patient_id", "exam_id", "view", "laterality", "effusion", "label", "split", "pseudo_subgroup", "sex"]
+    assert cohort.groupby("patient_id")["split"].nunique().max() == 1  # string patient ids split by patient

@@ -55,7 +55,7 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["bias"].update(rate=1.5), "1.5"),
         (lambda c: c["preprocess"].update(shard=3), "shard"),
         (lambda c: c["scenarios"].update(bad={"attribute": "manufacturer", "subgroup": "X", "rate": -0.1}), "-0.1"),
-        (lambda c: c["bias"].update(densities=["E"]), "'E'"),
+        (lambda c: c["bias"].update(densities=[["E"]]), "'E'"),
         (lambda c: c["cluster"].update(gpus=-1), "gpus"),
         (lambda c: c["cluster"].update(gpu_model="a100 --wrap=x"), "gpu_model"),
         (lambda c: c["cluster"].update(queue="gpu"), "queue"),
@@ -93,6 +93,11 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
         (lambda c: c["backbone"].update(init="scratch"), "detection.model: 'linear' reads frozen backbone features"),
         (lambda c: c["detection"].update(attributes=["scanner"]), "detection.attributes: unknown attribute 'scanner'"),
+        (lambda c: c["bias"].update(densities=["E"]), "bias.densities: 'E' is not a fine class of this data \\(A, B, C, D\\)"),
+        (lambda c: c["scenarios"].update(X={"attribute": "race", "subgroup": "Asian", "classes": ["C"], "densities": ["C"]}),
+         "scenarios.X: give classes or densities"),
+        (lambda c: c["cohort"].update(stratify=["manufacturer", "scanner"]), "cohort.stratify: unknown column 'scanner'"),
+        (lambda c: c["backbone"].update(target="density+scanner"), "backbone.target: 'density\\+scanner'"),
         (lambda c: (c["backbone"].update(init="scratch"), c["detection"].update(model="finetune"),
                     c["train"].update(fine_tune_from="layer4")), "train.fine_tune_from: 'layer4' keeps the stages"),
     ],
@@ -109,7 +114,7 @@ def test_scenario_settings_merge_defaults_and_overrides():
     config["scenarios"]["HOLO_half"] = {"attribute": "manufacturer", "subgroup": "HOLO", "rate": 0.5}
     holo = scenario_bias(config, "HOLO")
     half = scenario_bias(config, "HOLO_half")
-    assert holo["rate"] == 0.3 and half["rate"] == 0.5 and half["densities"] == ["C"]
+    assert holo["rate"] == 0.3 and half["rate"] == 0.5 and half["classes"] == ["C"]
     assert holo["seed"] != half["seed"]
     # adding a scenario leaves the others' settings, and so their jobs, untouched
     before = copy.deepcopy(scenario_bias(config, "FUJI"))
@@ -222,7 +227,7 @@ SCHEMA_DOC = load_schema(SCHEMA)
         (lambda c: c["preprocess"].update(mask_threshold=0), "preprocess.mask_threshold = 0 must be above 0"),
         (lambda c: c.update(scenarios={}), "scenarios is empty: give at least 1 entry"),
         (lambda c: c["train"].update(lr_schedule="linear"), "train.lr_schedule = 'linear' must be one of: constant, cosine"),
-        (lambda c: c["bias"].update(densities=["E"]), "bias.densities[0] = 'E' must be one of: A, B, C, D"),
+        (lambda c: c["bias"].update(densities=[["E"]]), "bias.densities[0] = ['E'] must be a string or a number"),
         (lambda c: c["bias"].update(densities=[]), "bias.densities has 0 item(s): give at least 1"),
         (lambda c: c["cohort"].update(split={"train": 0.5, "val": 0.5}), "cohort.split: missing key 'test'"),
         (lambda c: c.update(train=3), "train = 3 must be a mapping (key: value)"),

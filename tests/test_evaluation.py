@@ -265,3 +265,34 @@ def test_pc1_shift_anchors_on_the_extreme_classes_present():
     assert c["median_baseline"] == pytest.approx(1.0, abs=0.05) and c["shift"] < -0.15
     one_class = {name: table[table["density"] == "B"] for name, table in tables.items()}
     assert pc1_median_shift(one_class, "clean", patients, [("manufacturer", "X")], 50, 1).empty
+
+
+def test_pc1_shift_works_in_any_dataset_s_class_names_and_order():
+    tables = _pc1_tables(0.2)
+    patients = tables["clean"].set_index("image_id")["patient"]
+    codes = {"A": "0", "B": "0.5", "C": "1", "D": "2"}  # read back from a TSV as numbers
+    renamed = {
+        name: table.assign(finding=table["density"].map(codes).astype(float)).drop(columns="density")
+        for name, table in tables.items()
+    }
+    order = ["0", "0.5", "1", "2"]
+    shifts = pc1_median_shift(renamed, "clean", patients, [("manufacturer", "X")], 50, 1,
+                              class_column="finding", order=order)
+    assert "finding" in shifts.columns and list(shifts["finding"]) == order
+    reference = pc1_median_shift(tables, "clean", patients, [("manufacturer", "X")], 50, 1)
+    np.testing.assert_allclose(shifts["shift"], reference["shift"], atol=1e-12)
+    # an order that puts the classes the other way round anchors on them the other way round
+    backwards = pc1_median_shift(renamed, "clean", patients, [("manufacturer", "X")], 50, 1,
+                                 class_column="finding", order=order[::-1])
+    flipped = backwards.set_index("finding")["median_baseline"]
+    assert flipped["2"] == pytest.approx(0.0, abs=0.05) and flipped["0"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_figure_panels_follow_the_config_order_then_size():
+    from labelbias.analysis.plots import figure_panels
+
+    table = pd.DataFrame({"manufacturer": ["FUJI"] * 5 + ["HOLO"] * 2 + ["GEMS"] * 3 + ["SIEMENS"] * 4,
+                          "pseudo_subgroup": ["PS2", "PS1"] * 7})
+    panels = figure_panels(table, {"manufacturer": ["HOLO", "GEMS", "FUJI"], "pseudo_subgroup": None})
+    assert panels == [("manufacturer", "HOLO"), ("manufacturer", "GEMS"), ("manufacturer", "FUJI"),
+                      ("manufacturer", "SIEMENS"), ("pseudo_subgroup", "PS1"), ("pseudo_subgroup", "PS2")]

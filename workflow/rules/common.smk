@@ -10,9 +10,13 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 from labelbias.data.bias import scenario_seed  # noqa: E402
 from labelbias.config import (  # noqa: E402
     MODEL_INIT,
+    apply_source_defaults,
+    attribute_names,
     backbone_settings,
     check_config,
+    class_params,
     crossfit_settings,
+    figure_panels,
     holdout_share,
     perturbation_attributes,
     perturbations,
@@ -31,6 +35,7 @@ try:
     check_schema(
         config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
     )
+    apply_source_defaults(config)
     validate(config, schema="../schemas/config.schema.yaml", set_default=True)
     check_config(config)
 except ConfigError as error:
@@ -49,7 +54,15 @@ SEPARABILITY_ATTRIBUTES = list(
 THRESHOLD_SOURCES = list(config["evaluation"]["threshold_sources"])
 N_SHARDS = int(config["preprocess"]["shards"])
 SYNTHETIC = config["data"]["source"] == "synthetic"
+TABLE = config["data"]["source"] == "table"
 SYNTHETIC_ROOT = "results/synthetic"
+CLASSES = class_params(config)
+# Table 1's rows: EMBED's vendors, or a table's first attribute.
+TABLE1_ATTRIBUTE = (
+    "manufacturer"
+    if not TABLE
+    else ([*config["cohort"]["attributes"], "pseudo_subgroup"][0])
+)
 
 
 CLUSTER = config["cluster"]
@@ -163,8 +176,15 @@ def classifier_predictions(attribute, perturbation=""):
     ]
 
 
-def embed_tables(wildcards):
-    """The two EMBED tables: generated ones for the synthetic default, else the configured paths."""
+def source_tables(wildcards):
+    """The tables the eligible images come from: EMBED's two (generated for the synthetic
+    default) or a table source's table and its joins."""
+    if TABLE:
+        table = config["data"]["table"]
+        return {
+            "table": table["path"],
+            **{f"join{i}": join["path"] for i, join in enumerate(table["join"])},
+        }
     if SYNTHETIC:
         return {
             "metadata": f"{SYNTHETIC_ROOT}/tables/EMBED_OpenData_metadata.csv",
@@ -180,6 +200,16 @@ def image_source():
     """Image root, format and path prefix the preprocessing reads from."""
     if SYNTHETIC:
         return {"root": SYNTHETIC_ROOT, "format": "dicom", "strip_prefix": ""}
+    if TABLE:
+        table = config["data"]["table"]
+        return {
+            "root": table["image_root"],
+            "format": {"png": "picture", "jpeg": "picture"}.get(
+                table["image_format"], table["image_format"]
+            ),
+            "strip_prefix": table["strip_prefix"],
+            "mammogram": table["mammograms"],
+        }
     embed = config["data"]["embed"]
     return {
         "root": embed["image_root"],
@@ -190,6 +220,11 @@ def image_source():
 
 def image_column():
     return "png_path" if image_source()["format"] == "png" else "anon_dicom_path"
+
+
+def table_params():
+    """A table source's column mapping (nothing for EMBED, so its jobs never see it)."""
+    return config["data"]["table"] if TABLE else {}
 
 
 def synthetic_images(wildcards):
@@ -223,11 +258,11 @@ def crossfit_outputs(wildcards):
 def review_attribute(scenario):
     """Rows of a scenario's image grid: the attribute it biases (vendors for a clean scenario)."""
     target = scenario_targets()[scenario]
-    return target[0] if target else "manufacturer"
+    return target[0] if target else config["evaluation"]["attributes"][0]
 
 
 def cohort_attributes():
-    return ["manufacturer", "pseudo_subgroup", *config["cohort"]["attributes"]]
+    return attribute_names(config)
 
 
 def audit_inputs(wildcards):

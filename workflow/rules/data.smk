@@ -24,7 +24,7 @@ rule synthetic_embed:
 
 rule select_images:
     input:
-        unpack(embed_tables),
+        unpack(source_tables),
     output:
         images="results/data/images.tsv",
         filters=report(
@@ -40,10 +40,12 @@ rule select_images:
     resources:
         **cpu_job(mem_mb=8000, runtime=30),
     params:
+        source=config["data"]["source"],
         vendors=config["cohort"]["vendors"],
         views=config["cohort"]["views"],
         attributes=config["cohort"]["attributes"],
         image_column=image_column(),
+        table=table_params(),
     script:
         "../scripts/select_images.py"
 
@@ -81,5 +83,7 @@ rule cohort:
         balance=config["cohort"]["balance"],
         attributes=cohort_attributes(),
         holdout=holdout_params(),
+        classes=class_params(config),
+        table1_attribute=TABLE1_ATTRIBUTE,
     script:
         "../scripts/cohort.py"

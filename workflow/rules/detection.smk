@@ -111,6 +111,7 @@ rule detect:
         **cpu_job(mem_mb=2000, runtime=10),
     params:
         attributes=DETECTION["attributes"],
+        class_column=CLASSES["name"],
         filter_by=DETECTION["filter_by"],
         bootstrap=DETECTION["bootstrap"],
         seed=config["seed"],

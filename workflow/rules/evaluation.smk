@@ -138,6 +138,9 @@ rule pc1:
         "../../envs/analysis.yaml"
     resources:
         **cpu_job(mem_mb=2000, runtime=10),
+    params:
+        attributes=config["evaluation"]["attributes"],
+        class_column=CLASSES["name"],
     script:
         "../scripts/pc1.py"
 
@@ -186,6 +189,8 @@ rule figures:
         targets=scenario_targets(),
         bootstrap=config["evaluation"]["bootstrap"],
         seed=config["seed"],
+        panels=figure_panels(config),
+        classes=CLASSES,
     script:
         "../scripts/figures.py"
 
@@ -224,5 +229,6 @@ rule front_page:
         **cpu_job(mem_mb=1000, runtime=5),
     params:
         targets=scenario_targets(),
+        class_name=CLASSES["name"],
     script:
         "../scripts/front_page.py"

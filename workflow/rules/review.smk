@@ -31,5 +31,6 @@ rule image_review:
         per_cell=config["image_review"]["per_cell"],
         highest_loss=config["image_review"]["highest_loss"],
         seed=config["seed"],
+        classes=CLASSES,
     script:
         "../scripts/image_review.py"

@@ -3,6 +3,7 @@
 import logging
 
 from labelbias.data.cohort import build_cohort, hold_out_patients, split_summary, table1
+from labelbias.data.table import class_spec
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")
@@ -34,7 +35,10 @@ def main(snakemake):
     )
     write_tsv(cohort, snakemake.output.cohort)
     write_tsv(held_out, snakemake.output.held_out)
-    write_tsv(table1(images), snakemake.output.table1)
+    classes = class_spec(dict(snakemake.params.classes))
+    write_tsv(
+        table1(images, snakemake.params.table1_attribute, classes.name, classes.order), snakemake.output.table1
+    )
     write_tsv(split_summary(cohort, list(snakemake.params.attributes)), snakemake.output.split_summary)
     log.info("cohort: %d images, %d patients", len(cohort), cohort["patient_id"].nunique())
 

@@ -14,7 +14,7 @@ def main(snakemake):
     probabilities = pd.concat([read_tsv(p, dtype={"image_id": str}) for p in snakemake.input.folds], ignore_index=True)
     labels = read_tsv(snakemake.input.labels, dtype={"image_id": str})
     attributes = list(snakemake.params.attributes)
-    cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})[["image_id", "patient_id", "split", "density", *attributes]]
+    cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})[["image_id", "patient_id", "split", snakemake.params.class_column, *attributes]]
     frame = probabilities.merge(labels, on="image_id", validate="one_to_one").merge(cohort, on="image_id", validate="one_to_one")
     frame = frame.sort_values("image_id", kind="stable").reset_index(drop=True)
     frame = frame.rename(columns={"label_biased": "label_given"})
@@ -24,7 +24,7 @@ def main(snakemake):
     table = subgroup_error_rates(frame, pred_probs, attributes, int(snakemake.params.bootstrap), int(snakemake.params.seed))
     log.info("%d images, %d flagged, %d flipped\n%s", len(frame), frame["flagged"].sum(), frame["flipped"].sum(), table.to_string())
     write_tsv(table, snakemake.output.table)
-    columns = ["image_id", "patient_id", "split", "density", *attributes, "label_clean", "label_given", "flipped",
+    columns = ["image_id", "patient_id", "split", snakemake.params.class_column, *attributes, "label_clean", "label_given", "flipped",
                "fold", "prob_1", "quality", "flagged"]
     write_tsv(frame[columns], snakemake.output.images)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 
 from labelbias.analysis.features import pc1_median_shift
-from labelbias.analysis.plots import PANELS, feature_kde_grid, threshold_figure
+from labelbias.analysis.plots import feature_kde_grid, figure_panels, threshold_figure
+from labelbias.data.table import class_spec
 from labelbias.smk import read_tsv, run, write_tsv
 
 
@@ -14,13 +15,18 @@ def main(snakemake):
     pc1 = {s: read_tsv(p, dtype={"image_id": str}) for s, p in zip(scenarios, snakemake.input.pc1, strict=True)}
     targets = {name: tuple(target) if target else (None, None) for name, target in snakemake.params.targets.items()}
     patients = read_tsv(snakemake.input.cohort, dtype={"image_id": str, "patient_id": str}).set_index("image_id")
-    groups = [panel for panel in PANELS if any((table[panel[0]] == panel[1]).any() for table in pc1.values())]
+    classes = class_spec(dict(snakemake.params.classes))
+    groups = figure_panels(pc1[snakemake.params.baseline], dict(snakemake.params.panels))
     shifts = pc1_median_shift(
         pc1, snakemake.params.baseline, patients["patient_id"], groups,
         int(snakemake.params.bootstrap), int(snakemake.params.seed),
+        class_column=classes.name, order=classes.order,
     )
     write_tsv(shifts, snakemake.output.pc1_shift)
-    feature_kde_grid(pc1, targets, snakemake.params.baseline, snakemake.output.features, shifts)
+    feature_kde_grid(
+        pc1, targets, snakemake.params.baseline, snakemake.output.features, shifts,
+        panels=groups, class_column=classes.name, classes=classes.labels,
+    )
 
     scores = {}
     for scenario, predictions, labels in zip(scenarios, snakemake.input.predictions, snakemake.input.labels, strict=True):

@@ -16,6 +16,7 @@ def main(snakemake):
         figure_png=Path(snakemake.input.figure).read_bytes(),
         targets=dict(snakemake.params.targets),
         audit=audit,
+        class_name=snakemake.params.class_name,
     )
     Path(snakemake.output.page).write_text(page)
 

@@ -16,6 +16,8 @@ def main(snakemake):
         read_tsv(snakemake.input.features_index, dtype={"image_id": str}),
         read_tsv(snakemake.input.predictions, dtype={"image_id": str}),
         read_tsv(snakemake.input.cohort, dtype={"image_id": str}),
+        attributes=list(snakemake.params.attributes),
+        class_column=snakemake.params.class_column,
     )
     log.info("PC1: %s", facts)
     write_tsv(table, snakemake.output.table)

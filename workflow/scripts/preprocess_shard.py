@@ -19,6 +19,7 @@ def main(snakemake):
         width=int(snakemake.params.width),
         mask_threshold=float(snakemake.params.mask_threshold),
         working_scale=int(snakemake.params.working_scale),
+        mammogram=bool(source.get("mammogram", True)),
     )
     arrays, qc, timing = preprocess_shard(
         images,

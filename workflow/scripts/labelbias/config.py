@@ -6,6 +6,7 @@ starts, with a message naming the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,22 @@ from .errors import ConfigError
 from .data.perturb import Perturbation
 from .runs import classifier_runs, plan_runs, replicate_seed_key
 from .data.synthetic import MAIN_VENDORS, RACE_SHIFT
+from .data.table import EMBED_CLASSES, canonical, template_columns
 
+# The vendor comes with EMBED (and the synthetic data in its format); a table names
+# its own attributes. Pseudo-groups are drawn for every source.
 BUILTIN_ATTRIBUTES = ("manufacturer", "pseudo_subgroup")
+TABLE_BUILTIN_ATTRIBUTES = ("pseudo_subgroup",)
+# Keys whose schema defaults name EMBED's vendor: on a table their defaults name its attributes.
+ATTRIBUTE_LIST_KEYS = ("separability", "evaluation", "probe", "detection", "perturbation")
+
+
+def is_table(config: dict[str, Any]) -> bool:
+    return config.get("data", {}).get("source") == "table"
+
+
+def builtin_attributes(config: dict[str, Any]) -> tuple[str, ...]:
+    return TABLE_BUILTIN_ATTRIBUTES if is_table(config) else BUILTIN_ATTRIBUTES
 
 
 def pseudo_group_names(config: dict[str, Any]) -> list[str]:
@@ -23,7 +38,116 @@ def pseudo_group_names(config: dict[str, Any]) -> list[str]:
 
 
 def attribute_names(config: dict[str, Any]) -> list[str]:
-    return [*BUILTIN_ATTRIBUTES, *config["cohort"].get("attributes", {})]
+    return [*builtin_attributes(config), *config["cohort"].get("attributes", {})]
+
+
+def apply_source_defaults(config: dict[str, Any]) -> None:
+    """Fill, for a table source, the keys whose schema defaults are EMBED's (run before the schema's defaults).
+
+    Only keys the config leaves out are filled: the subgroup attributes (none unless
+    configured), the lists of attributes each stage looks at (the table's attributes
+    and the pseudo-groups), stratification (label and the first attribute) and the
+    backbone's target (the fine class). Scenarios name the table's own subgroups, so a
+    table config must list them.
+    """
+    if not is_table(config):
+        return
+    if "scenarios" not in config:
+        raise ConfigError(
+            "scenarios: a table source needs its own scenarios (the default names EMBED's vendors); "
+            "see config/presets/ for examples"
+        )
+    cohort = config.setdefault("cohort", {})
+    attributes = list(cohort.setdefault("attributes", {}))
+    cohort.setdefault("stratify", ["label", *attributes[:1]])
+    for key in ATTRIBUTE_LIST_KEYS:
+        section = config.setdefault(key, {})
+        if "attributes" not in section:
+            section["attributes"] = attributes[:1] if key == "perturbation" else [*attributes, "pseudo_subgroup"]
+    name = config.get("data", {}).get("table", {}).get("classes", {}).get("name", "finding")
+    config.setdefault("backbone", {}).setdefault("target", name)
+
+
+def class_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The fine classes and their binary labels, as jobs get them (``table.class_spec`` reads it back)."""
+    if is_table(config):
+        classes = config["data"]["table"]["classes"]
+        return {"name": classes["name"], "labels": {canonical(k): int(v) for k, v in classes["labels"].items()}}
+    return {"name": EMBED_CLASSES.name, "labels": dict(EMBED_CLASSES.labels)}
+
+
+def flipped_classes(spec: dict[str, Any]) -> list[str] | None:
+    """A bias section's or scenario's classes to flip (``classes``, or EMBED's ``densities``)."""
+    found = spec.get("classes", spec.get("densities"))
+    return None if found is None else [canonical(value) for value in found]
+
+
+def _check_table_files(config: dict[str, Any]) -> None:
+    table = config["data"]["table"]
+    if not table["path"] or not Path(table["path"]).is_file():
+        raise ConfigError(f"data.table.path: table {table['path']!r} does not exist")
+    for position, join in enumerate(table["join"]):
+        if not Path(join["path"]).is_file():
+            raise ConfigError(f"data.table.join[{position}].path: table {join['path']!r} does not exist")
+    if not table["image_root"] or not Path(table["image_root"]).is_dir():
+        raise ConfigError(f"data.table.image_root: folder {table['image_root']!r} does not exist")
+
+
+def _check_table_mapping(config: dict[str, Any]) -> None:
+    """The column mapping of a table source, checked before anything that uses its classes or attributes."""
+    table = config["data"]["table"]
+    if bool(table["image_column"]) == bool(table["image_template"]):
+        raise ConfigError("data.table: give exactly one of image_column and image_template")
+    if table["image_template"] and not template_columns(table["image_template"]):
+        raise ConfigError(f"data.table.image_template: {table['image_template']!r} names no column")
+    if not table["patient_column"]:
+        raise ConfigError("data.table.patient_column: required (splits and label bias are per patient)")
+    for key in ("patient_pattern", "exam_pattern"):
+        if table[key]:
+            try:
+                re.compile(table[key])
+            except re.error as error:
+                raise ConfigError(f"data.table.{key}: not a regular expression ({error})") from None
+    classes = table["classes"]
+    if not classes["column"]:
+        raise ConfigError("data.table.classes.column: required (the column with each image's fine class)")
+    labels = {canonical(k): v for k, v in classes["labels"].items()}
+    if len(labels) != len(classes["labels"]):
+        raise ConfigError(f"data.table.classes.labels: two keys are the same class ({', '.join(map(str, classes['labels']))})")
+    if set(labels.values()) != {0, 1}:
+        raise ConfigError("data.table.classes.labels: map at least one class to 0 and one to 1")
+    if classes["name"] in {"label", "split", "image_id", "patient_id", "exam_id", "view", "laterality", "image_path",
+                           *attribute_names(config)}:
+        raise ConfigError(f"data.table.classes.name: {classes['name']!r} is taken by another cohort column")
+    for name, spec in config["cohort"]["attributes"].items():
+        key = f"cohort.attributes.{name}"
+        if ("values" in spec) == ("bins" in spec):
+            raise ConfigError(f"{key}: give either values (categorical) or bins with labels (numeric)")
+        if "bins" in spec:
+            bins = list(spec["bins"])
+            if bins != sorted(bins) or len(set(bins)) != len(bins):
+                raise ConfigError(f"{key}.bins: edges must increase ({bins})")
+            if len(spec.get("labels", [])) != len(bins) - 1:
+                raise ConfigError(f"{key}.labels: {len(bins) - 1} bins need {len(bins) - 1} labels")
+
+
+def attribute_subgroups(config: dict[str, Any], attribute: str) -> list[str] | None:
+    """The subgroup names an attribute can take, in the order the config names them
+    (None where they come from the data)."""
+    if attribute == "pseudo_subgroup":
+        return pseudo_group_names(config)
+    if attribute == "manufacturer" and not is_table(config):
+        return list(dict.fromkeys(config["cohort"]["vendors"].values()))
+    spec = config["cohort"].get("attributes", {}).get(attribute)
+    if spec is None:
+        return None
+    named = spec.get("labels") if "bins" in spec else spec.get("values", {}).values()
+    return list(dict.fromkeys([*(named or []), spec.get("other", "Other")]))
+
+
+def figure_panels(config: dict[str, Any]) -> dict[str, list[str] | None]:
+    """Fig. 1's panels: each evaluated attribute's subgroups in config order (HOLO, GEMS, FUJI; PS1-PS3)."""
+    return {attribute: attribute_subgroups(config, attribute) for attribute in config["evaluation"]["attributes"]}
 
 
 # results/detection/ holds one table per scenario beside these; a scenario of the
@@ -47,10 +171,10 @@ def check_path_names(config: dict[str, Any]) -> None:
             )
     custom = list(config["cohort"].get("attributes", {}))
     for name in custom:
-        if name in BUILTIN_ATTRIBUTES:
+        if name in builtin_attributes(config):
             raise ConfigError(
                 f"cohort.attributes.{name}: {name!r} is a built-in attribute "
-                f"({', '.join(BUILTIN_ATTRIBUTES)}); choose another name"
+                f"({', '.join(builtin_attributes(config))}); choose another name"
             )
     for key, names in (("scenarios", list(config["scenarios"])), ("cohort.attributes", custom)):
         seen: dict[str, str] = {}
@@ -81,6 +205,8 @@ def check_config(config: dict[str, Any]) -> None:
         raise ConfigError(f"cohort.vendors: two manufacturers map to the same name ({vendor_names})")
 
     check_path_names(config)
+    if is_table(config):
+        _check_table_mapping(config)
     known_attributes = attribute_names(config)
     scenarios = config["scenarios"]
     for name, raw in scenarios.items():
@@ -98,7 +224,7 @@ def check_config(config: dict[str, Any]) -> None:
             )
         if not str(subgroup).strip():
             raise ConfigError(f"{key}.subgroup: empty subgroup name")
-        if attribute == "manufacturer" and subgroup not in vendor_names:
+        if attribute == "manufacturer" and not is_table(config) and subgroup not in vendor_names:
             raise ConfigError(
                 f"{key}.subgroup: unknown vendor {subgroup!r}; cohort.vendors defines {', '.join(vendor_names)}"
             )
@@ -109,13 +235,36 @@ def check_config(config: dict[str, Any]) -> None:
                 f"{', '.join(pseudo_group_names(config))}"
             )
         if attribute in config["cohort"].get("attributes", {}):
-            spec_attr = config["cohort"]["attributes"][attribute]
-            allowed = set(spec_attr["values"].values()) | {spec_attr.get("other", "Other")}
+            allowed = attribute_subgroups(config, attribute) or []
             if subgroup not in allowed:
                 raise ConfigError(
                     f"{key}.subgroup: {subgroup!r} is not a value of attribute {attribute!r} "
                     f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
                 )
+
+    classes = class_params(config)
+    default_classes = flipped_classes(config["bias"])
+    if default_classes is None and is_table(config):
+        raise ConfigError("bias.classes: required on a table source (the fine classes whose labels a scenario flips)")
+    for key, spec in [("bias", config["bias"]), *((f"scenarios.{n}", s or {}) for n, s in scenarios.items())]:
+        if "classes" in spec and "densities" in spec:
+            raise ConfigError(f"{key}: give classes or densities (the same thing), not both")
+        for value in flipped_classes(spec) or []:
+            if value not in classes["labels"]:
+                raise ConfigError(
+                    f"{key}.{'classes' if 'classes' in spec else 'densities'}: {value!r} is not a fine class "
+                    f"of this data ({', '.join(classes['labels'])})"
+                )
+
+    columns = {"label", classes["name"], *attribute_names(config)} - {"pseudo_subgroup"}
+    for column in config["cohort"]["stratify"]:
+        if column not in columns:
+            raise ConfigError(f"cohort.stratify: unknown column {column!r}; known: {', '.join(sorted(columns))}")
+    target = config["backbone"]["target"]
+    if any(part not in columns for part in target.split("+")):
+        raise ConfigError(
+            f"backbone.target: {target!r} is not a cohort column or a '+' of them; known: {', '.join(sorted(columns))}"
+        )
 
     if config["backbone"]["init"] == "scratch":
         for key in ("train", "separability"):
@@ -182,6 +331,8 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError("data.synthetic.density_centres: centres of A, B, C, D must increase")
         if sum(synthetic["density_mix"].values()) <= 0:
             raise ConfigError("data.synthetic.density_mix: shares must not all be 0")
+    elif data["source"] == "table":
+        _check_table_files(config)
     else:
         embed = data["embed"]
         for key in ("metadata", "clinical"):
@@ -198,12 +349,15 @@ def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
     patients flipped at a lower rate are among those flipped at a higher one.
     """
     plan = plan_runs(config)[run]
-    spec = {**config["bias"], **(config["scenarios"][plan.scenario] or {})}
+    scenario = config["scenarios"][plan.scenario] or {}
+    spec = {**config["bias"], **scenario}
+    classes = flipped_classes(scenario) or flipped_classes(config["bias"]) or ["C"]
     return {
         "attribute": spec.get("attribute"),
         "subgroup": spec.get("subgroup"),
         "rate": float(plan.rate if plan.rate is not None else spec["rate"]),
-        "densities": list(spec["densities"]),
+        "classes": classes,
+        "class_column": class_params(config)["name"],
         "from_label": int(spec["from_label"]),
         "mode": spec["mode"],
         "per_split": bool(spec["per_split"]),
@@ -216,7 +370,8 @@ def bias_spec(params: dict[str, Any]) -> BiasSpec:
         attribute=params["attribute"],
         subgroup=params["subgroup"],
         rate=params["rate"],
-        densities=tuple(params["densities"]),
+        classes=tuple(params["classes"]),
+        class_column=str(params["class_column"]),
         from_label=params["from_label"],
         mode=params["mode"],
         seed=params["seed"],

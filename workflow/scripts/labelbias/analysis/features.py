@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.table import canonical
+
 
 def oriented_pc1(features: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float, float]:
     """First principal component of ``features``, signed to increase with the model's class-1 score.
@@ -28,17 +30,23 @@ def oriented_pc1(features: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
 
 
 def pc1_table(
-    features: np.ndarray, index: pd.DataFrame, predictions: pd.DataFrame, cohort: pd.DataFrame
+    features: np.ndarray,
+    index: pd.DataFrame,
+    predictions: pd.DataFrame,
+    cohort: pd.DataFrame,
+    attributes: list[str] | tuple[str, ...] = ("manufacturer", "pseudo_subgroup"),
+    class_column: str = "density",
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """PC1 per test image with its subgroups and density, plus PCA facts for the log."""
+    """PC1 per test image with its subgroups and fine class, plus PCA facts for the log."""
     test = index[index["split"] == "test"].merge(predictions[["image_id", "score"]], on="image_id", validate="one_to_one")
     test = test.merge(
-        cohort[["image_id", "patient_id", "manufacturer", "pseudo_subgroup", "density", "label"]],
+        cohort[["image_id", "patient_id", *attributes, class_column, "label"]],
         on="image_id",
         validate="one_to_one",
     )
+    test[class_column] = test[class_column].map(canonical)
     pc1, explained, correlation = oriented_pc1(features[test["feature_row"].to_numpy()], test["score"].to_numpy())
-    table = test[["image_id", "manufacturer", "pseudo_subgroup", "density", "label", "score"]].assign(pc1=pc1)
+    table = test[["image_id", *attributes, class_column, "label", "score"]].assign(pc1=pc1)
     return table, {"explained_variance_pc1": explained, "correlation_with_score": correlation}
 
 
@@ -48,16 +56,25 @@ PC1_SHIFT_COLUMNS = [
 ]
 
 
-def anchor_classes(table: pd.DataFrame) -> tuple[str, str] | None:
-    """The extreme classes present (A and D when both are), or None with fewer than two."""
-    present = sorted(str(value) for value in table["density"].dropna().unique())
-    return (present[0], present[-1]) if len(present) >= 2 else None
+def pc1_shift_columns(class_column: str = "density") -> list[str]:
+    return [class_column if c == "density" else c for c in PC1_SHIFT_COLUMNS]
 
 
-def anchored_pc1(table: pd.DataFrame, anchors: tuple[str, str]) -> np.ndarray:
+def anchor_classes(
+    table: pd.DataFrame, class_column: str = "density", order: list[str] | tuple[str, ...] | None = None
+) -> tuple[str, str] | None:
+    """The extreme classes present, first and last in ``order`` (A and D when both are;
+    sorted when no order is given), or None with fewer than two."""
+    present = {canonical(value) for value in table[class_column].dropna().unique()}
+    ranked = [value for value in order if value in present] if order else sorted(present)
+    return (ranked[0], ranked[-1]) if len(ranked) >= 2 else None
+
+
+def anchored_pc1(table: pd.DataFrame, anchors: tuple[str, str], class_column: str = "density") -> np.ndarray:
     """PC1 rescaled so the median image of ``anchors[0]`` is at 0 and of ``anchors[1]`` at 1."""
-    low = float(table.loc[table["density"] == anchors[0], "pc1"].median())
-    high = float(table.loc[table["density"] == anchors[1], "pc1"].median())
+    classes = table[class_column].map(canonical)
+    low = float(table.loc[classes == anchors[0], "pc1"].median())
+    high = float(table.loc[classes == anchors[1], "pc1"].median())
     if high == low:
         return np.full(len(table), np.nan)
     return ((table["pc1"] - low) / (high - low)).to_numpy()
@@ -78,23 +95,29 @@ def pc1_median_shift(
     groups: list[tuple[str, str]],
     n_boot: int,
     seed: int,
+    class_column: str = "density",
+    order: list[str] | tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
-    """How far each density class's median PC1 moved against the baseline model.
+    """How far each fine class's median PC1 moved against the baseline model.
 
     Two models' PC1s live in different spaces, so each is put on a scale anchored on
     the classes no scenario flips: 0 at the median of that model's A test images, 1 at
     the median of its D images (the lowest and highest classes present, on data without
-    A or D; no rows with fewer than two classes). On that scale, per scenario, subgroup and class: the
+    A or D; the first and last of ``order`` on other data; no rows with fewer than two classes). On that scale, per scenario, subgroup and class: the
     median of the scenario's model minus the baseline's on the same images, with a 95%
     interval from resampling the subgroup's patients (the same resample for both
     models: paired). A negative shift of C in a subgroup means its class-1 images moved
     toward class 0 there. ``patients`` maps image_id to patient_id.
     """
     rng = np.random.default_rng(seed)
-    anchors = anchor_classes(pc1[baseline])
+    anchors = anchor_classes(pc1[baseline], class_column, order)
+    columns = pc1_shift_columns(class_column)
     if anchors is None:
-        return pd.DataFrame(columns=PC1_SHIFT_COLUMNS)
-    anchored = {name: table.assign(pc1=anchored_pc1(table, anchors)) for name, table in pc1.items()}
+        return pd.DataFrame(columns=columns)
+    anchored = {
+        name: table.assign(pc1=anchored_pc1(table, anchors, class_column), **{class_column: table[class_column].map(canonical)})
+        for name, table in pc1.items()
+    }
     reference = anchored[baseline].set_index("image_id")
     rows = []
     for scenario, table in anchored.items():
@@ -104,8 +127,9 @@ def pc1_median_shift(
         merged["patient_id"] = patients.reindex(merged.index).to_numpy()
         for attribute, subgroup in groups:
             member = merged[merged[attribute].astype(str) == subgroup]
-            for density in sorted(member["density"].unique()):
-                part = member[member["density"] == density]
+            present = set(member[class_column])
+            for density in [v for v in order if v in present] if order else sorted(present):
+                part = member[member[class_column] == density]
                 ids, inverse = np.unique(part["patient_id"].astype(str).to_numpy(), return_inverse=True)
                 here, there = part["pc1"].to_numpy(), part["pc1_baseline"].to_numpy()
                 ones = np.ones((1, len(part)))
@@ -122,7 +146,7 @@ def pc1_median_shift(
                         "scenario": scenario,
                         "attribute": attribute,
                         "subgroup": subgroup,
-                        "density": density,
+                        class_column: density,
                         "median_baseline": median_there,
                         "median_scenario": median_here,
                         "shift": median_here - median_there,
@@ -132,4 +156,4 @@ def pc1_median_shift(
                         "n_patients": len(ids),
                     }
                 )
-    return pd.DataFrame(rows, columns=PC1_SHIFT_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)

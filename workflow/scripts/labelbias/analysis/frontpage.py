@@ -84,6 +84,7 @@ def front_page(
     figure_png: bytes,
     targets: dict[str, list[str] | None],
     audit: pd.DataFrame | None = None,
+    class_name: str = "density",
 ) -> str:
     """The report's front page as reStructuredText.
 
@@ -149,14 +150,14 @@ def front_page(
         "Fig. 1",
         "======",
         "",
-        "PC1 of each model's test features per density class (feature_space.png_; the numbers "
+        f"PC1 of each model's test features per {class_name} class (feature_space.png_; the numbers "
         "per class and subgroup: pc1_shift.tsv_).",
         "",
         # A raw <img> with the data split over lines: docutils refuses lines over 10,000
         # characters, and browsers drop the line breaks from a URL.
         ".. raw:: html",
         "",
-        '   <img alt="Fig. 1: PC1 per density class" style="width:100%" src="data:image/png;base64,',
+        f'   <img alt="Fig. 1: PC1 per {class_name} class" style="width:100%" src="data:image/png;base64,',
         *[f"   {encoded[i:i + 76]}" for i in range(0, len(encoded), 76)],
         '   ">',
         "",

@@ -10,9 +10,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DENSITY_COLOURS = {"A": "#1b9e77", "B": "#7570b3", "C": "#d95f02", "D": "#e7298a"}
-PANELS = [("manufacturer", "HOLO"), ("manufacturer", "GEMS"), ("manufacturer", "FUJI"),
-          ("pseudo_subgroup", "PS1"), ("pseudo_subgroup", "PS2"), ("pseudo_subgroup", "PS3")]
+from ..data.table import canonical  # noqa: E402
+
+# One colour per fine class, in the class order (EMBED: A, B, C, D).
+CLASS_PALETTE = ["#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
+
+
+def class_colours(order: list[str] | tuple[str, ...]) -> dict[str, str]:
+    return {value: CLASS_PALETTE[i % len(CLASS_PALETTE)] for i, value in enumerate(order)}
+
+
+def figure_panels(table: pd.DataFrame, order: dict[str, list[str] | None]) -> list[tuple[str, str]]:
+    """(attribute, subgroup) panels of the subgroups present in ``table``: in the order
+    given per attribute (the config's: HOLO, GEMS, FUJI; PS1-PS3), then any others largest first."""
+    panels = []
+    for attribute, named in order.items():
+        counts = table[attribute].astype(str).value_counts()
+        ranked = [subgroup for subgroup in named or [] if subgroup in counts.index]
+        ranked += sorted(set(counts.index) - set(ranked), key=lambda subgroup: (-int(counts[subgroup]), subgroup))
+        panels += [(attribute, subgroup) for subgroup in ranked]
+    return panels
 
 
 def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
@@ -29,18 +46,26 @@ def feature_kde_grid(
     baseline: str,
     path: str,
     shifts: pd.DataFrame | None = None,
+    panels: list[tuple[str, str]] | None = None,
+    class_column: str = "density",
+    classes: dict[str, int] | None = None,
 ) -> None:
-    """One row per scenario, one panel per subgroup: KDE of PC1 per density class.
+    """One row per scenario, one panel per subgroup: KDE of PC1 per fine class (EMBED: density).
 
     The baseline model's curves are drawn dashed in every row; the panel of the
     subgroup a scenario biases is framed in red. Each curve is scaled to its own peak,
     so a narrow class (A) does not flatten the wide ones (C, D), and each row's x-range
     is where 98% of its two models' values lie, so one long tail does not squeeze the
     rest. With ``shifts`` (``features.pc1_median_shift``), each panel states how far the
-    class-1 medians (C, D) moved against the baseline.
+    class-1 medians (C, D) moved against the baseline. ``classes``: fine class -> label,
+    in the order of the legend (EMBED's A-D when not given).
     """
+    classes = classes or {"A": 0, "B": 0, "C": 1, "D": 1}
+    colours = class_colours(list(classes))
+    positive = [value for value, label in classes.items() if label == 1]
     scenarios = list(pc1)
-    panels = [p for p in PANELS if any((t[p[0]] == p[1]).any() for t in pc1.values())]
+    if panels is None:
+        panels = figure_panels(pc1[baseline], {"manufacturer": ["HOLO", "GEMS", "FUJI"], "pseudo_subgroup": None})
     fig, axes = plt.subplots(len(scenarios), len(panels), figsize=(2.3 * len(panels), 1.75 * len(scenarios)),
                              squeeze=False)
     for r, scenario in enumerate(scenarios):
@@ -53,9 +78,9 @@ def feature_kde_grid(
             ax = axes[r][c]
             for source, style in layers:
                 table = pc1[source]
-                group = table[table[attribute] == subgroup]
-                for density, colour in DENSITY_COLOURS.items():
-                    class_values = group.loc[group["density"] == density, "pc1"].to_numpy()
+                group = table[table[attribute].astype(str) == subgroup]
+                for density, colour in colours.items():
+                    class_values = group.loc[group[class_column].map(canonical) == density, "pc1"].to_numpy()
                     curve = _kde(class_values[(class_values >= grid[0]) & (class_values <= grid[-1])], grid)
                     if curve is not None and curve.max() > 0:
                         ax.plot(grid, curve / curve.max(), style, color=colour, lw=1.3 if style == "-" else 0.9,
@@ -63,8 +88,9 @@ def feature_kde_grid(
                                 label=density if (r == 0 and c == 0 and style == "-") else None)
             if shifts is not None and scenario != baseline:
                 here = shifts[(shifts["scenario"] == scenario) & (shifts["attribute"] == attribute)
-                              & (shifts["subgroup"] == subgroup)].set_index("density")
-                text = "  ".join(f"{d} {here.loc[d, 'shift']:+.2f}" for d in ("C", "D") if d in here.index)
+                              & (shifts["subgroup"].astype(str) == subgroup)]
+                here = here.set_index(here[class_column].map(canonical))
+                text = "  ".join(f"{d} {here.loc[d, 'shift']:+.2f}" for d in positive if d in here.index)
                 ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5,
                         color="#333333")
             if targets.get(scenario) == (attribute, subgroup):
@@ -82,9 +108,11 @@ def feature_kde_grid(
             if r == len(scenarios) - 1:
                 ax.set_xlabel("PC1 (standardised)", fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="density", loc="upper right", fontsize=8)
-    note = "; numbers: shift of the C and D medians against it, A = 0 and D = 1" if shifts is not None else ""
-    fig.suptitle(f"PC1 of test features per density class, each curve scaled to its peak "
+    fig.legend(handles, labels, title=class_column, loc="upper right", fontsize=8)
+    ends = [value for value in classes if shifts is not None and value in set(shifts[class_column].map(canonical))]
+    scale = f", {ends[0]} = 0 and {ends[-1]} = 1" if len(ends) >= 2 else ""
+    note = f"; numbers: shift of the {' and '.join(positive)} medians against it{scale}" if shifts is not None else ""
+    fig.suptitle(f"PC1 of test features per {class_column} class, each curve scaled to its peak "
                  f"(solid: scenario, dashed: {baseline}{note})", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.95, 0.97))
     fig.savefig(path, dpi=110)
@@ -161,10 +189,13 @@ def _frame_image(ax, image: np.ndarray, colour: str | None) -> None:
         spine.set_linewidth(2.5 if colour else 0.5)
 
 
-def image_grid_figure(selection: pd.DataFrame, images: dict[str, np.ndarray], title: str, path: str) -> None:
-    """Rows: subgroups; column blocks: density A-D, each block ``per_cell`` images; flipped images framed red."""
+def image_grid_figure(
+    selection: pd.DataFrame, images: dict[str, np.ndarray], title: str, path: str,
+    columns: list[str] | tuple[str, ...] = ("A", "B", "C", "D"), class_column: str = "density",
+) -> None:
+    """Rows: subgroups; column blocks: fine classes (density A-D), each block ``per_cell`` images; flipped images framed red."""
     rows = list(dict.fromkeys(selection["row"]))
-    columns = ["A", "B", "C", "D"]
+    columns = list(columns)
     per_cell = int(selection["position"].max()) + 1 if len(selection) else 1
     fig, axes = plt.subplots(
         len(rows), len(columns) * per_cell, figsize=(0.55 * len(columns) * per_cell + 0.6, 0.8 * len(rows) + 0.7),
@@ -180,15 +211,18 @@ def image_grid_figure(selection: pd.DataFrame, images: dict[str, np.ndarray], ti
         axes[r][0].axis("on")
         axes[r][0].set_ylabel(row, fontsize=8)
     for c, column in enumerate(columns):
-        axes[0][c * per_cell].set_title(f"density {column}", fontsize=8, loc="left")
+        axes[0][c * per_cell].set_title(f"{class_column} {column}", fontsize=8, loc="left")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def loss_figure(worst: pd.DataFrame, images: dict[str, np.ndarray], row_attribute: str, title: str, path: str) -> None:
-    """The highest-loss images, worst first, captioned with subgroup, density, given label and score."""
+def loss_figure(
+    worst: pd.DataFrame, images: dict[str, np.ndarray], row_attribute: str, title: str, path: str,
+    class_column: str = "density",
+) -> None:
+    """The highest-loss images, worst first, captioned with subgroup, fine class, given label and score."""
     n_columns = 8
     n_rows = max(1, -(-len(worst) // n_columns))
     fig, axes = plt.subplots(n_rows, n_columns, figsize=(1.2 * n_columns, 2.2 * n_rows + 0.5), squeeze=False)
@@ -199,7 +233,8 @@ def loss_figure(worst: pd.DataFrame, images: dict[str, np.ndarray], row_attribut
         ax.axis("on")
         _frame_image(ax, images[item.image_id], "#d73027" if item.flipped else None)
         ax.set_title(
-            f"{getattr(item, row_attribute)} {item.density} y={item.label_given}\np1={item.score:.2f}"
+            f"{worst.at[item.Index, row_attribute]} {canonical(worst.at[item.Index, class_column])} "
+            f"y={item.label_given}\np1={item.score:.2f}"
             + (" flipped" if item.flipped else ""),
             fontsize=6,
         )

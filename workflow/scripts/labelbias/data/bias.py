@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataQualityError
+from .table import canonical
 
 LABEL_COLUMNS = ["image_id", "label_clean", "label_biased", "flipped"]
 
@@ -32,7 +33,8 @@ class BiasSpec:
     attribute: str | None = None
     subgroup: str | None = None
     rate: float = 0.3
-    densities: tuple[str, ...] = ("C",)
+    classes: tuple[str, ...] = ("C",)  # fine classes whose images may flip (EMBED: BI-RADS letters)
+    class_column: str = "density"
     from_label: int = 1
     mode: str = "patient"
     seed: int = 0
@@ -68,7 +70,7 @@ def inject_bias(cohort: pd.DataFrame, spec: BiasSpec) -> pd.DataFrame:
             )
         eligible = (
             in_group
-            & cohort["density"].isin(spec.densities).to_numpy()
+            & cohort[spec.class_column].map(canonical).isin([canonical(c) for c in spec.classes]).to_numpy()
             & (cohort["label"].astype(int).to_numpy() == spec.from_label)
         )
         if spec.mode not in ("patient", "image"):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .embed import MERGE_KEYS, EmbedTables
 from ..errors import DataQualityError, InputTableError
+from .table import canonical
 
 DENSITY_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D"}
 POSITIVE_DENSITIES = ("C", "D")
@@ -31,6 +32,17 @@ IMAGE_COLUMNS = [
 ]
 # The cohort keeps every image column but the path (the cache is indexed by image id).
 COHORT_COLUMNS = [c for c in IMAGE_COLUMNS if c != "image_path"] + ["split", "pseudo_subgroup"]
+
+
+def cohort_columns(images: pd.DataFrame) -> list[str]:
+    """The cohort's column order for an eligible-image table of any source.
+
+    The image columns up to the label, then split and pseudo-group, then the rest
+    (subgroup attributes): EMBED's ``COHORT_COLUMNS`` followed by its attributes.
+    """
+    columns = [c for c in images.columns if c not in ("image_path", "split", "pseudo_subgroup")]
+    head = columns[: columns.index("label") + 1]
+    return head + ["split", "pseudo_subgroup"] + columns[len(head) :]
 
 
 @dataclass(frozen=True)
@@ -157,7 +169,7 @@ def balance_classes(images: pd.DataFrame, seed: int) -> pd.DataFrame:
     counts = images["label"].value_counts()
     if len(counts) < 2:
         raise DataQualityError(
-            f"the cohort has only label {counts.index[0]}: density classes A/B and C/D are both needed"
+            f"the cohort has only label {counts.index[0]}: images of both labels (0 and 1) are needed"
         )
     smaller = int(counts.min())
     rng = np.random.default_rng(seed)
@@ -191,7 +203,7 @@ def split_patients(
     first = images.sort_values(["patient_id", "exam_id", "image_id"]).drop_duplicates("patient_id")
     keys = stratify or []
     groups = first.groupby(keys, sort=True) if keys else [((), first)]
-    assignment: dict[int, str] = {}
+    assignment: dict[object, str] = {}
     for _, group in groups:
         patients = np.sort(group["patient_id"].to_numpy())
         rng.shuffle(patients)
@@ -199,7 +211,7 @@ def split_patients(
         start = 0
         for split_name in fractions:
             for patient in patients[start : start + sizes[split_name]]:
-                assignment[int(patient)] = split_name
+                assignment[patient.item() if isinstance(patient, np.generic) else patient] = split_name
             start += sizes[split_name]
     split = pd.Series(assignment, name="split").sort_index()
     return split
@@ -241,7 +253,7 @@ def assert_patient_disjoint(cohort: pd.DataFrame) -> None:
     leaking = per_patient.index[per_patient > 1]
     if len(leaking):
         raise DataQualityError(
-            f"{len(leaking)} patient(s) have images in more than one split (first: {int(leaking[0])})"
+            f"{len(leaking)} patient(s) have images in more than one split (first: {leaking[0]})"
         )
 
 
@@ -269,20 +281,26 @@ def build_cohort(
     pseudo = assign_pseudo_groups(cohort["patient_id"].to_numpy(), n_pseudo_groups, seed + 2)
     cohort["pseudo_subgroup"] = cohort["patient_id"].map(pseudo)
     assert_patient_disjoint(cohort)
-    extra = [c for c in cohort.columns if c not in COHORT_COLUMNS]
-    return cohort[COHORT_COLUMNS + extra].reset_index(drop=True)
+    return cohort[cohort_columns(cohort)].reset_index(drop=True)
 
 
-def table1(images: pd.DataFrame) -> pd.DataFrame:
-    """Images per vendor and density class, as Table 1 of the study."""
-    counts = pd.crosstab(images["manufacturer"], images["density"])
-    for letter in DENSITY_LETTERS.values():
-        if letter not in counts.columns:
-            counts[letter] = 0
-    counts = counts[list(DENSITY_LETTERS.values())]
+def table1(
+    images: pd.DataFrame, attribute: str = "manufacturer", class_column: str = "density",
+    classes: list[str] | tuple[str, ...] = tuple(DENSITY_LETTERS.values()),
+) -> pd.DataFrame:
+    """Images per subgroup and fine class, as Table 1 of the study (vendor x BI-RADS density).
+
+    Without the attribute (a table with no subgroup attribute of its own) one row ``all``.
+    """
+    groups = images[attribute] if attribute in images.columns else pd.Series("all", index=images.index, name=attribute)
+    counts = pd.crosstab(groups, images[class_column].map(canonical))
+    for value in classes:
+        if value not in counts.columns:
+            counts[value] = 0
+    counts = counts[list(classes)]
     table = counts.assign(total=counts.sum(axis=1))
     table["percent"] = (100 * table["total"] / table["total"].sum()).round(1)
-    table = table.reset_index()[["manufacturer", "total", "percent", "A", "B", "C", "D"]]
+    table = table.reset_index()[[attribute, "total", "percent", *classes]]
     return table.sort_values("total", ascending=False, kind="stable").reset_index(drop=True)
 
 

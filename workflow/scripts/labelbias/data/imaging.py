@@ -39,6 +39,9 @@ class PreprocessSettings:
     # Windowing, mask and flip run on an image about this many times the model input
     # (per side); 0: on the full-resolution image.
     working_scale: int = 4
+    # Mammograms: keep the largest foreground component and put the chest wall on the
+    # left. Other images (chest X-rays, skin, fundus) are resized whole.
+    mammogram: bool = True
 
 
 # JPEG 2000 transfer syntaxes (lossless, lossy, and the high-throughput ones).
@@ -362,6 +365,25 @@ def png_pixels(path: str | Path) -> np.ndarray:
     return pixels
 
 
+def picture_pixels(path: str | Path) -> np.ndarray:
+    """A PNG or JPEG as grey values (uint8 or uint16): colour is converted to luminance
+    (ITU-R 601 weights, Pillow's ``L``), 16-bit grey is kept as stored."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I;16", "I;16B", "I;16L"):
+                pixels = np.asarray(image).astype(np.uint16)
+            elif image.mode == "I":
+                pixels = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+            else:
+                pixels = np.asarray(image.convert("L"))
+    except FileNotFoundError as error:
+        raise ImageReadError(f"{path}: file not found") from error
+    except Exception as error:
+        raise ImageReadError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
+    return pixels
+
+
 def png_display(pixels: np.ndarray, reduce_for: PreprocessSettings | None = None) -> np.ndarray:
     scale = 65535.0 if pixels.dtype != np.uint8 else 255.0
     reduced = box_reduce(pixels, reduction_factor(pixels.shape, reduce_for))
@@ -377,6 +399,14 @@ def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSett
     if image_format == "png":
         pixels = png_pixels(path)
         return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
+    if image_format == "picture":
+        pixels = picture_pixels(path)
+        return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
+    if image_format == "auto":
+        suffix = Path(path).suffix.lower()
+        if suffix in (".png", ".jpg", ".jpeg"):
+            return load_for_cache(path, "picture", settings)
+        return load_for_cache(path, "dicom", settings)
     raise ValueError(f"unknown image format {image_format!r}")
 
 
@@ -436,7 +466,13 @@ def preprocess(
     """Mask, align, resize and scale one display image; returns (cache array, was_flipped).
 
     ``full_shape``: the image's (rows, cols) before the reader reduced it, if it did.
+    Images that are not mammograms (``settings.mammogram`` false) are resized whole.
     """
+    if not settings.mammogram:
+        if float(image.max()) <= float(image.min()):
+            raise ImageReadError(f"{source}: the image is blank (every pixel {float(image.min()):g})")
+        resized = resize_and_pad(image.astype(np.float32), settings.height, settings.width, full_shape)
+        return np.round(np.clip(resized, 0.0, 1.0) * CACHE_MAX).astype(CACHE_DTYPE), False
     mask = breast_mask(image, settings.mask_threshold)
     if mask.sum() < 0.01 * mask.size:
         raise ImageReadError(f"{source}: no breast found (foreground below 1% of the image)")

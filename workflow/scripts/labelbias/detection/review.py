@@ -1,7 +1,7 @@
 """Looking at the images: which images go into the report's grids.
 
 Two views, both chosen by pure functions so a test can check them without plotting:
-- a grid per subgroup x density class of training images, with the flipped ones
+- a grid per subgroup x fine class (EMBED: density) of training images, with the flipped ones
   over-represented so the reader sees them next to untouched images of their class;
 - the validation images a model disagrees with most: the highest loss against the
   labels the scenario has (flipped images the model refuses to learn land here).
@@ -12,22 +12,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.table import canonical
+
 DENSITIES = ("A", "B", "C", "D")
 
 
-def grid_selection(frame: pd.DataFrame, row_attribute: str, per_cell: int, seed: int) -> pd.DataFrame:
-    """Up to ``per_cell`` images per (subgroup, density) cell, about half of them flipped where flips exist.
+def grid_selection(
+    frame: pd.DataFrame, row_attribute: str, per_cell: int, seed: int,
+    columns: list[str] | tuple[str, ...] = DENSITIES, class_column: str = "density",
+) -> pd.DataFrame:
+    """Up to ``per_cell`` images per (subgroup, fine class) cell, about half of them flipped where flips exist.
 
-    ``frame``: one row per image with ``image_id``, ``density``, ``flipped`` and the
+    ``frame``: one row per image with ``image_id``, the class column, ``flipped`` and the
     row attribute. Returns ``image_id, row, column, position, flipped`` with the
     images of a cell in a seeded random order; at most one image per patient per
     cell when ``patient_id`` is given, so a cell shows different women.
     """
     rng = np.random.default_rng(seed)
     chosen = []
+    classes = frame[class_column].map(canonical)
     for row in sorted(frame[row_attribute].astype(str).unique()):
-        for column in DENSITIES:
-            cell = frame[(frame[row_attribute].astype(str) == row) & (frame["density"] == column)]
+        for column in columns:
+            cell = frame[(frame[row_attribute].astype(str) == row) & (classes == column)]
             if "patient_id" in cell.columns:
                 cell = cell.iloc[rng.permutation(len(cell))].drop_duplicates("patient_id")
             flipped, kept = cell[cell["flipped"] == 1], cell[cell["flipped"] == 0]

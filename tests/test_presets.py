@@ -1,0 +1,260 @@
+"""``data.source: table``: the shipped presets on tables in each dataset's exact layout, and bad input.
+
+Each preset is loaded as shipped (config/presets/), pointed at a generated dataset of
+its layout, checked like any config, and run through the whole workflow.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from labelbias.config import apply_source_defaults, check_config, class_params, scenario_bias
+from labelbias.data.imaging import PreprocessSettings, load_for_cache, preprocess
+from labelbias.data.table import canonical, read_source_table, select_table_images, table_source
+from labelbias.errors import ConfigError, DataQualityError, InputTableError
+from table_factory import WRITERS, preset_config
+from workflow_helpers import ROOT, snakemake, write_config
+
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+FAST = {
+    "seed": 3,
+    "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
+    "preprocess": {"height": 32, "width": 32, "shards": 2},
+    "train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine"},
+    "separability": {"bootstrap": 50},
+    "evaluation": {"bootstrap": 50},
+}
+
+
+def checked(config: dict) -> dict:
+    """The config as the workflow sees it: source defaults, schema defaults, semantic checks."""
+    config = copy.deepcopy(config)
+    apply_source_defaults(config)
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    return config
+
+
+def selected(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    source = table_source(config["data"]["table"], config["cohort"]["attributes"])
+    return select_table_images(read_source_table(source), source)
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("presets")
+    return {name: preset_config(name, root / name, FAST) for name in WRITERS}
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_preset_selects_images_in_its_layout(datasets, name):
+    config = checked(datasets[name])
+    images, log = selected(config)
+    classes = class_params(config)
+    # Every row has a label from the class map, a patient, and a file that exists.
+    assert set(images[classes["name"]]) <= set(classes["labels"])
+    assert (images["label"] == images[classes["name"]].map(classes["labels"])).all()
+    assert images["image_id"].is_unique and images["patient_id"].notna().all()
+    root = Path(config["data"]["table"]["image_root"])
+    assert all((root / path).is_file() for path in images["image_path"])
+    for attribute, spec in config["cohort"]["attributes"].items():
+        named = set(spec.get("labels") or spec["values"].values()) | {spec.get("other", "Other")}
+        assert set(images[attribute]) <= named and images[attribute].nunique() >= 2
+    # Defaults that name EMBED's vendor are the table's attributes instead.
+    assert config["evaluation"]["attributes"] == [*config["cohort"]["attributes"], "pseudo_subgroup"]
+    assert config["backbone"]["target"] == classes["name"]
+    assert log["rows"].iloc[-1] == len(images)
+    flips = scenario_bias(config, [s for s in config["scenarios"] if config["scenarios"][s]][-1])
+    assert flips["class_column"] == classes["name"] and set(flips["classes"]) <= set(classes["labels"])
+
+
+def test_chexpert_drops_uncertain_and_lateral_rows_and_names_patients_from_the_path(datasets):
+    config = checked(datasets["chexpert"])
+    images, log = selected(config)
+    raw = pd.read_csv(config["data"]["table"]["path"], dtype=str, keep_default_na=False)
+    frontal = raw[(raw["Frontal/Lateral"] == "Frontal") & raw["Pleural Effusion"].isin(["1.0", "0.0"])]
+    assert len(images) == len(frontal)
+    assert set(images["patient_id"]) == set(frontal["Path"].str.extract(r"(patient\d+)")[0])
+    assert images["exam_id"].str.fullmatch(r"patient\d+/study\d+").all()
+    # view1_frontal.jpg repeats in every study: the id keeps the path.
+    assert images["image_id"].str.startswith("CheXpert-v1.0-small/train/patient").all()
+    dropped = log.loc[log["step"].str.startswith("Pleural Effusion in 0, 1"), "step"].item()
+    assert "'-1'" in dropped and "''" in dropped
+    # Mapping the uncertain label instead keeps those rows as positives.
+    config["data"]["table"]["classes"]["labels"]["-1.0"] = 1
+    more, _ = selected(config)
+    uncertain = ((raw["Frontal/Lateral"] == "Frontal") & (raw["Pleural Effusion"] == "-1.0")).sum()
+    assert (more["effusion"] == "-1").sum() == uncertain > 0 and (more.loc[more["effusion"] == "-1", "label"] == 1).all()
+
+
+def test_mimic_joins_labels_per_study_and_patients_per_subject(datasets):
+    config = checked(datasets["mimic_cxr_jpg"])
+    images, log = selected(config)
+    assert set(images["view"]) <= {"PA", "AP"}
+    # The image whose study has no label row is dropped by the join, and the log says so.
+    assert not images["image_path"].str.contains("ffffffff").any()
+    steps = list(log["step"])
+    assert steps[0].startswith("rows of mimic-cxr-2.0.0-metadata") and "subject_id, study_id" in steps[1]
+    assert log["rows"].iloc[1] == log["rows"].iloc[0] - 1
+    assert images["image_path"].str.fullmatch(r"files/p\d\d/p\d+/s\d+/[0-9a-f-]+\.jpg").all()
+    assert set(images["sex"]) == {"F", "M"}
+
+
+def test_ham10000_colour_images_are_read_as_grey_and_lesions_are_patients(datasets):
+    config = checked(datasets["ham10000"])
+    images, _ = selected(config)
+    raw = pd.read_csv(config["data"]["table"]["path"], dtype=str, keep_default_na=False)
+    assert images["patient_id"].nunique() == raw["lesion_id"].nunique()
+    assert set(images["dx"]) == set(raw["dx"]) and images.loc[images["dx"] == "mel", "label"].eq(1).all()
+    # Blank ages fall into 'other' (Other), not an error.
+    assert "Other" in set(images["age"]) or (raw["age"] != "").all()
+    path = Path(config["data"]["table"]["image_root"]) / images["image_path"].iloc[0]
+    settings = PreprocessSettings(height=48, width=64, mammogram=False)
+    display, shape = load_for_cache(path, "auto", settings)
+    assert display.ndim == 2 and shape == (48, 40) and 0 <= display.min() < display.max() <= 1
+    cached, flipped = preprocess(display, settings, source=str(path), full_shape=shape)
+    assert cached.shape == (48, 64) and not flipped
+    # Kept whole: resized, not masked: the background next to the lesion is not zeroed.
+    assert (cached[:, : cached.shape[1] // 2] > 0).mean() > 0.9
+
+
+def test_separability_split_reads_16_bit_png_and_three_attributes(datasets):
+    config = checked(datasets["separability_split"])
+    images, _ = selected(config)
+    assert {"sex", "age", "race"} <= set(images.columns)
+    path = Path(config["data"]["table"]["image_root"]) / images["image_path"].iloc[0]
+    display, _ = load_for_cache(path, "auto", PreprocessSettings(height=32, width=32, mammogram=False))
+    assert display.dtype == np.float32 and display.max() > 0.5
+
+
+def test_canonical_classes_match_across_spellings():
+    assert canonical("1.0") == canonical(1) == canonical(" 1 ") == "1"
+    assert canonical("-1.0") == "-1" and canonical("") == "" and canonical("mel") == "mel"
+    assert canonical(0.5) == "0.5"
+
+
+@pytest.mark.parametrize(
+    "edit,error,message",
+    [
+        (lambda c: c["data"]["table"]["classes"].update(column="Effusion"), InputTableError,
+         "no column 'Effusion' (config key data.table.classes.column)"),
+        (lambda c: c["cohort"]["attributes"]["sex"].update(column="Gender"), InputTableError,
+         "no column 'Gender' (config key cohort.attributes.sex.column)"),
+        (lambda c: c["data"]["table"]["classes"].update(labels={"2": 0, "3": 1}), DataQualityError,
+         "data.table.classes.labels maps '2', '3' but column 'Pleural Effusion' has none of them"),
+        (lambda c: c["cohort"]["attributes"]["sex"].update(values={"Female": "F"}, other="F"), DataQualityError,
+         "cohort.attributes.sex: column 'Sex' leaves a single subgroup ('F')"),
+        (lambda c: c["data"]["table"].update(patient_pattern="(pat\\d+)"), InputTableError,
+         "does not match data.table.patient_pattern '(pat\\\\d+)'"),
+    ],
+)
+def test_bad_mapping_names_the_key_and_the_column(datasets, edit, error, message):
+    config = checked(datasets["chexpert"])
+    edit(config)
+    with pytest.raises(error) as raised:
+        selected(config)
+    assert message in str(raised.value) and config["data"]["table"]["path"] in str(raised.value)
+
+
+def test_non_numeric_age_names_file_line_and_key(tmp_path, datasets):
+    config = checked(datasets["chexpert"])
+    raw = pd.read_csv(config["data"]["table"]["path"], dtype=str, keep_default_na=False)
+    kept = raw.index[(raw["Frontal/Lateral"] == "Frontal") & (raw["Pleural Effusion"] == "1.0")][2]
+    raw.loc[kept, "Age"] = "forty"
+    bad = tmp_path / "train.csv"
+    raw.to_csv(bad, index=False)
+    config["data"]["table"]["path"] = str(bad)
+    line = kept + 2  # the header is line 1
+    with pytest.raises(InputTableError, match=rf"column 'Age' \(cohort.attributes.age\) has a non-numeric value 'forty' on line {line}"):
+        selected(config)
+
+
+def test_duplicate_join_key_is_refused(tmp_path, datasets):
+    config = checked(datasets["mimic_cxr_jpg"])
+    labels_path = config["data"]["table"]["join"][0]["path"]
+    labels = pd.read_csv(labels_path, dtype=str, keep_default_na=False)
+    doubled = tmp_path / "chexpert.csv"
+    pd.concat([labels, labels.head(1)]).to_csv(doubled, index=False)
+    config["data"]["table"]["join"][0]["path"] = str(doubled)
+    with pytest.raises(InputTableError, match="appears on several lines; a joined table needs one row per key"):
+        selected(config)
+
+
+@pytest.mark.parametrize(
+    "edit,key",
+    [
+        (lambda c: c["data"]["table"].update(image_template="x/{Path}"), "data.table: give exactly one of image_column"),
+        (lambda c: c["data"]["table"].update(patient_column=""), "data.table.patient_column: required"),
+        (lambda c: c["data"]["table"]["classes"].update(labels={"0": 0, "0.0": 1}), "two keys are the same class"),
+        (lambda c: c["data"]["table"]["classes"].update(labels={"0": 0}), "map at least one class to 0 and one to 1"),
+        (lambda c: c["bias"].update(classes=["2"]), "bias.classes: '2' is not a fine class of this data (0, 1)"),
+        (lambda c: c["scenarios"].update(X={"attribute": "sex", "subgroup": "W"}), "scenarios.X.subgroup: 'W' is not a value"),
+        (lambda c: c["scenarios"].update(X={"attribute": "manufacturer", "subgroup": "HOLO"}),
+         "scenarios.X.attribute: unknown attribute 'manufacturer'"),
+        (lambda c: c["cohort"]["attributes"]["age"].update(labels=["young"]), "cohort.attributes.age.labels: 4 bins need 4 labels"),
+        (lambda c: c["data"]["table"].update(path="/nonexistent/train.csv"), "data.table.path: table '/nonexistent/train.csv'"),
+    ],
+)
+def test_table_config_errors_name_the_key(datasets, edit, key):
+    config = copy.deepcopy(datasets["chexpert"])
+    edit(config)
+    with pytest.raises(ConfigError) as raised:
+        checked(config)
+    assert key in str(raised.value)
+
+
+def test_table_source_needs_its_own_scenarios(datasets):
+    config = copy.deepcopy(datasets["chexpert"])
+    del config["scenarios"]
+    with pytest.raises(ConfigError, match="scenarios: a table source needs its own scenarios"):
+        checked(config)
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_preset_runs_the_whole_workflow(datasets, name, tmp_path):
+    config = copy.deepcopy(datasets[name])
+    # The clean baseline and the preset's first real subgroup: every stage runs, at half the jobs.
+    first = next(s for s, spec in config["scenarios"].items() if spec and spec["attribute"] != "pseudo_subgroup")
+    config["scenarios"] = {"clean": {}, first: config["scenarios"][first]}
+    raw = {p: p.read_bytes() for p in Path(config["data"]["table"]["path"]).parent.glob("*.csv*")}
+    workdir = tmp_path / name
+    write_config(workdir, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # As the workflow read it: the written YAML's key order is the class order.
+    classes = class_params(checked(yaml.safe_load((workdir / "config.yaml").read_text())))
+    cohort = pd.read_csv(workdir / "results/data/cohort.tsv", sep="\t", dtype={classes["name"]: str})
+    assert {"image_id", "patient_id", classes["name"], "label", "split", "pseudo_subgroup"} <= set(cohort.columns)
+    assert cohort.groupby("patient_id")["split"].nunique().max() == 1
+    table2 = pd.read_csv(workdir / "results/eval/table2.tsv", sep="\t")
+    attributes = [*config["cohort"]["attributes"], "pseudo_subgroup"]
+    assert set(table2["attribute"]) == {"all", *attributes}
+    assert set(table2["scenario"]) == set(config["scenarios"])
+    table1 = pd.read_csv(workdir / "results/data/table1.tsv", sep="\t")
+    assert list(table1.columns[3:]) == list(classes["labels"])
+    shift = pd.read_csv(workdir / "results/eval/pc1_shift.tsv", sep="\t")
+    assert classes["name"] in shift.columns
+    for scenario in config["scenarios"]:
+        labels = pd.read_csv(workdir / f"results/labels/{scenario}.tsv", sep="\t")
+        assert (labels["flipped"] == (labels["label_clean"] != labels["label_biased"])).all()
+    assert (workdir / "results/front_page.rst").is_file() and (workdir / "results/detection/summary.tsv").is_file()
+    # raw inputs are never modified
+    assert {p: p.read_bytes() for p in raw} == raw
+
+
+def test_bad_table_stops_before_any_output(datasets, tmp_path):
+    config = copy.deepcopy(datasets["chexpert"])
+    config["cohort"]["attributes"]["sex"]["column"] = "Gender"
+    workdir = tmp_path / "bad"
+    write_config(workdir, config)
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert "no column 'Gender' (config key cohort.attributes.sex.column)" in result.stderr
+    assert not (workdir / "results/data/images.tsv").exists()
