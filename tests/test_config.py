@@ -97,6 +97,8 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c["scenarios"].update(X={"attribute": "race", "subgroup": "Asian", "classes": ["C"], "densities": ["C"]}),
          "scenarios.X: give classes or densities"),
         (lambda c: c["cohort"].update(stratify=["manufacturer", "scanner"]), "cohort.stratify: unknown column 'scanner'"),
+        (lambda c: c["cohort"]["attributes"].update(age={"column": "age_at_study", "bins": [0, 50, 120], "labels": ["a", "b"]}),
+         "cohort.attributes.age: on EMBED an attribute maps column values"),
         (lambda c: c["backbone"].update(target="density+scanner"), "backbone.target: 'density\\+scanner'"),
         (lambda c: (c["backbone"].update(init="scratch"), c["detection"].update(model="finetune"),
                     c["train"].update(fine_tune_from="layer4")), "train.fine_tune_from: 'layer4' keeps the stages"),

@@ -207,6 +207,13 @@ def check_config(config: dict[str, Any]) -> None:
     check_path_names(config)
     if is_table(config):
         _check_table_mapping(config)
+    else:
+        for name, spec in config["cohort"]["attributes"].items():
+            if "values" not in spec or "bins" in spec:
+                raise ConfigError(
+                    f"cohort.attributes.{name}: on EMBED an attribute maps column values to subgroups "
+                    "(values); numeric bins are read from a table source (data.source: table)"
+                )
     known_attributes = attribute_names(config)
     scenarios = config["scenarios"]
     for name, raw in scenarios.items():
