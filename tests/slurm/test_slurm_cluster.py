@@ -25,11 +25,17 @@ LOCAL_RULES = {
     "perturbation_table", "table2", "findings", "dose_response", "figures", "provenance", "audit", "audit_summary",
     "front_page",
 }
-# Training and feature extraction: the backbone, five density models, two subgroup classifiers.
+# Training and feature extraction: the backbone, a density model per scenario, two subgroup classifiers.
 GPU_RULES = {"pretrain_backbone", "train_density", "train_separability", "backbone_features"}
-SCENARIOS = ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
-# The tiny config with fewer cross-fitting folds: fewer small jobs to queue, the same code.
-CONFIG = {**TINY, "detection": {"folds": 3}}
+# The tiny config with three scenarios (a clean, a non-separable and a separable one) and
+# fewer cross-fitting folds: fewer small jobs to queue, every rule still runs.
+SCENARIOS = ["clean", "PS1", "FUJI"]
+CONFIG = {
+    **TINY,
+    "detection": {"folds": 3},
+    "scenarios": {"clean": {}, "PS1": {"attribute": "pseudo_subgroup", "subgroup": "PS1"},
+                  "FUJI": {"attribute": "manufacturer", "subgroup": "FUJI"}},
+}
 # Outputs that must not depend on where a job ran (history.tsv holds timings, so it is left out).
 COMPARED = [
     "results/data/cohort.tsv",
@@ -107,7 +113,8 @@ def cluster_run(tmp_path_factory):
 def test_every_non_local_job_went_through_sbatch(cluster_run):
     jobs = cluster_run["jobs"]
     expected = Counter({rule: n for rule, n in cluster_run["expected"].items() if rule not in LOCAL_RULES})
-    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 10 and expected["crossfit"] == 5
+    assert expected["preprocess_shard"] == 2 and expected["evaluate"] == 2 * len(SCENARIOS)
+    assert expected["crossfit"] == len(SCENARIOS)
     assert Counter(jobs["rule"]) == expected
     assert set(jobs["state"]) == {"COMPLETED"}
     assert not set(jobs["rule"]) & LOCAL_RULES
@@ -118,8 +125,8 @@ def test_training_jobs_and_only_they_got_a_gpu(cluster_run):
     has_gpu = jobs["tres"].str.contains("gres/gpu=1")
     assert has_gpu[jobs["rule"].isin(GPU_RULES)].all()
     assert not has_gpu[~jobs["rule"].isin(GPU_RULES)].any()
-    # the backbone, five scenarios, two subgroup classifiers, the backbone's features
-    assert jobs["rule"].isin(GPU_RULES).sum() == 9
+    # the backbone, a model per scenario, two subgroup classifiers, the backbone's features
+    assert jobs["rule"].isin(GPU_RULES).sum() == 1 + len(SCENARIOS) + 2 + 1
 
 
 def test_cluster_results_equal_a_local_run(cluster_run):
