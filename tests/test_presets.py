@@ -277,3 +277,16 @@ def test_bad_table_stops_before_any_output(datasets, tmp_path):
     assert result.returncode != 0
     assert "no column 'Gender' (config key cohort.attributes.sex.column)" in result.stderr
     assert not (workdir / "results/data/images.tsv").exists()
+
+
+def test_rows_without_a_patient_are_dropped_and_counted(tmp_path, datasets):
+    config = checked(datasets["ham10000"])
+    raw = pd.read_csv(config["data"]["table"]["path"], dtype=str, keep_default_na=False)
+    raw.loc[0, "lesion_id"] = ""
+    table = tmp_path / "HAM10000_metadata.csv"
+    raw.to_csv(table, index=False)
+    config["data"]["table"]["path"] = str(table)
+    images, log = selected(config)
+    assert raw.loc[0, "image_id"] not in set(images["image_path"].str.extract(r"(ISIC_\d+)")[0])
+    present = log.set_index("step")["rows"]
+    assert present["image path and patient present"] == present["rows"] - 1 == len(images)

@@ -282,7 +282,7 @@ def select_table_images(frame: pd.DataFrame, source: TableSource) -> tuple[pd.Da
     log: list[dict[str, object]] = [
         {"step": step, "rows": count, "images": None, "patients": None} for step, count in frame.attrs.get("steps", [])
     ]
-    log.append(_counts("rows with a path and a patient", rows))
+    log.append(_counts("rows", rows))
 
     known = rows["fine_class"].isin(list(source.classes.labels))
     if not known.any():
@@ -298,8 +298,8 @@ def select_table_images(frame: pd.DataFrame, source: TableSource) -> tuple[pd.Da
     if source.views:
         rows = rows.loc[rows["view"].isin(source.views)]
         log.append(_counts(f"{source.view_column} in {', '.join(source.views)}", rows))
-    rows = rows.loc[rows["image_path"] != ""]
-    log.append(_counts("image path present", rows))
+    rows = rows.loc[(rows["image_path"] != "") & (rows["patient_id"] != "")]
+    log.append(_counts("image path and patient present", rows))
     if rows.empty:
         raise DataQualityError(f"{name}: no image is left after the filters; see the filter log")
 
