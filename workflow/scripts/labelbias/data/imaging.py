@@ -396,11 +396,9 @@ def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSett
         dataset, pixels = decode_dicom(path, settings)
         full_shape = (int(dataset.Rows), int(dataset.Columns))  # type: ignore[attr-defined]
         return display_from_stored(dataset, pixels, path), full_shape
-    if image_format == "png":
-        pixels = png_pixels(path)
-        return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
-    if image_format == "picture":
-        pixels = picture_pixels(path)
+    if image_format in ("png", "picture"):
+        # png: EMBED's 16-bit grey PNGs, strictly; picture: any PNG or JPEG, colour made grey.
+        pixels = png_pixels(path) if image_format == "png" else picture_pixels(path)
         return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
     if image_format == "auto":
         suffix = Path(path).suffix.lower()
