@@ -7,6 +7,7 @@ its layout, checked like any config, and run through the whole workflow.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,14 @@ def test_preset_runs_through_the_workflow(datasets, name, tmp_path):
         shift = pd.read_csv(workdir / "results/eval/pc1_shift.tsv", sep="\t")
         assert classes["name"] in shift.columns
         assert (workdir / "results/front_page.rst").is_file() and (workdir / "results/detection/summary.tsv").is_file()
+        # The report's captions speak of the table's class and subgroups, never EMBED's.
+        report = snakemake(workdir, "--report", "results/report.html")
+        assert report.returncode == 0, report.stderr[-3000:]
+        page = (workdir / "results/report.html").read_text()
+        captions = re.findall(r'"caption": "((?:[^"\\]|\\.)*)"', page)
+        assert len(captions) >= 20 and "{%" not in page and "{{" not in page
+        assert sum(f"{classes['name']} model" in caption for caption in captions) >= 3
+        assert not [c for c in captions if re.search(r"densit|vendor|HOLO|FUJI|GEMS", c.replace("study found vendors", ""))]
     # raw inputs are never modified
     assert {p: p.read_bytes() for p in raw} == raw
 
