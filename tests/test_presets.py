@@ -218,12 +218,13 @@ def test_table_source_needs_its_own_scenarios(datasets):
         checked(config)
 
 
-# CheXpert through the whole DAG; the other three, whose layouts differ only in the data
-# stage (colour JPEGs with lesions as patients; joined gzipped tables and a path template;
-# 16-bit PNGs), through that stage, the cache and the labels: every stage after it reads
-# the same eligible-image table. Four whole runs would cost 4 minutes of a test budget
+# CheXpert (two attributes, one binned) and the split format (three, one binned) through
+# the whole DAG; HAM10000 and MIMIC, whose layouts differ from CheXpert's only in the data
+# stage (colour JPEGs with lesions as patients; joined gzipped tables and a path
+# template), through that stage, the cache and the labels: every stage after it reads the
+# same eligible-image table. Two more whole runs would cost 2 minutes of a test budget
 # that has less than 1 left (README: "Two commands").
-WHOLE = ("chexpert",)
+WHOLE = ("chexpert", "separability_split")
 
 
 @pytest.mark.parametrize("name", list(WRITERS))
@@ -265,6 +266,10 @@ def test_preset_runs_through_the_workflow(datasets, name, tmp_path):
         shift = pd.read_csv(workdir / "results/eval/pc1_shift.tsv", sep="\t")
         assert classes["name"] in shift.columns
         assert (workdir / "results/front_page.rst").is_file() and (workdir / "results/detection/summary.tsv").is_file()
+        for attribute in attributes:  # a subgroup classifier per attribute, one AUC per subgroup
+            separability = pd.read_csv(workdir / f"results/separability/{attribute}.tsv", sep="\t")
+            assert len(separability) >= 2 and separability["auc"].between(0, 1).all()
+    if name == "chexpert":
         # The report's captions speak of the table's class and subgroups, never EMBED's.
         report = snakemake(workdir, "--report", "results/report.html")
         assert report.returncode == 0, report.stderr[-3000:]
