@@ -304,3 +304,14 @@ def test_rows_without_a_patient_are_dropped_and_counted(tmp_path, datasets):
     assert raw.loc[0, "image_id"] not in set(images["image_path"].str.extract(r"(ISIC_\d+)")[0])
     present = log.set_index("step")["rows"]
     assert present["image path and patient present"] == present["rows"] - 1 == len(images)
+
+
+def test_readme_shows_every_preset_as_shipped():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Any other image dataset"):readme.index("## Pointing it at real EMBED")]
+    shown = {}
+    for name, block in re.findall(r"\(`config/presets/(\w+)\.yaml`\)[^`]*?```yaml\n(.*?)```", section, re.S):
+        shown[name] = yaml.safe_load(block)
+    assert set(shown) == set(WRITERS)
+    for name, config in shown.items():
+        assert config == yaml.safe_load((ROOT / "config" / "presets" / f"{name}.yaml").read_text()), name
