@@ -110,6 +110,21 @@ def test_jpeg2000_share_compresses_that_share_of_holo_files_and_changes_nothing_
         assert replace(a, jpeg2000=b.jpeg2000) == b
 
 
+def test_vendor_class_shift_moves_one_vendors_class_and_changes_nothing_else(planned):
+    _, clinical, jobs = planned
+    _, _, shifted = plan_dataset(replace(SMALL, vendor_class_shift={"GE MEDICAL SYSTEMS": {"B": 0.05}}))
+    densities = clinical.groupby("empi_anon")["tissueden"].agg(set)
+    moved = 0
+    for a, b in zip(jobs, shifted, strict=True):
+        assert replace(a, dense_fraction=b.dense_fraction) == b
+        if a.dense_fraction != b.dense_fraction:
+            # BI-RADS B (2) in the table, or only the invalid density 5 the filters remove
+            assert a.manufacturer == "GE MEDICAL SYSTEMS" and (2 in densities[int(a.patient_id)] or densities[int(a.patient_id)] == {5})
+            assert b.dense_fraction - a.dense_fraction == pytest.approx(0.05)
+            moved += 1
+    assert moved > 10
+
+
 def test_same_seed_gives_identical_files(planned, tmp_path):
     _, _, jobs = planned
     subset = jobs[:12]

@@ -94,6 +94,9 @@ class SyntheticSettings:
     density_mix: dict[str, float] = field(default_factory=lambda: {"A": 0.10, "B": 0.40, "C": 0.42, "D": 0.08})
     density_centres: tuple[float, float, float, float] = (0.12, 0.36, 0.64, 0.86)
     density_spread: float = 0.075
+    # Per vendor and density class, a shift of the dense fraction: a vendor whose B images
+    # look denser than their label says (EMBED's GEMS has the study's highest FPR, 0.170).
+    vendor_class_shift: dict[str, dict[str, float]] = field(default_factory=dict)
     view_jitter: float = 0.02
     race_mix: dict[str, float] = field(
         default_factory=lambda: {
@@ -181,7 +184,8 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
         male = rng.random() < settings.male_share
         vendor = OTHER_VENDOR if rng.random() < settings.other_vendor_share else _choice(rng, settings.vendor_mix)
         density = _choice(rng, settings.density_mix)
-        dense_fraction = float(np.clip(rng.normal(centres[density], settings.density_spread), 0.02, 0.98))
+        centre = centres[density] + settings.vendor_class_shift.get(vendor, {}).get(density, 0.0)
+        dense_fraction = float(np.clip(rng.normal(centre, settings.density_spread), 0.02, 0.98))
         race = _choice(rng, settings.race_mix)
         fat_shift = settings.demographic_signal * 0.05 * RACE_SHIFT.get(race, 0.0) + rng.normal(0, 0.03)
         age = int(rng.integers(40, 80))
