@@ -89,6 +89,8 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c.update(baseline_scenario="none"), "baseline_scenario: 'none'"),
         (lambda c: c.update(baseline_scenario="HOLO"), "baseline_scenario: 'HOLO' must be a clean scenario"),
         (lambda c: c["data"]["synthetic"]["vendor_mix"].update({"SIEMENS": 0.1}), "data.synthetic.vendor_mix: unknown vendor 'SIEMENS'"),
+        (lambda c: c["data"]["synthetic"].update(vendor_class_shift={"GEMS": {"B": 0.05}}),
+         "data.synthetic.vendor_class_shift: unknown vendor 'GEMS'"),
         (lambda c: c["cohort"]["vendors"].update({"GE HEALTHCARE": "GEMS"}), "cohort.vendors: two manufacturers map to the same name"),
         (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
         (lambda c: c["backbone"].update(init="scratch"), "detection.model: 'linear' reads frozen backbone features"),

@@ -320,12 +320,13 @@ def check_config(config: dict[str, Any]) -> None:
     data = config["data"]
     if data["source"] == "synthetic":
         synthetic = data["synthetic"]
-        for vendor in synthetic["vendor_mix"]:
-            if vendor not in MAIN_VENDORS:
-                raise ConfigError(
-                    f"data.synthetic.vendor_mix: unknown vendor {vendor!r}; the generator knows "
-                    f"{', '.join(MAIN_VENDORS)}"
-                )
+        for key in ("vendor_mix", "vendor_class_shift"):
+            for vendor in synthetic.get(key, {}):
+                if vendor not in MAIN_VENDORS:
+                    raise ConfigError(
+                        f"data.synthetic.{key}: unknown vendor {vendor!r}; the generator knows "
+                        f"{', '.join(MAIN_VENDORS)}"
+                    )
         if sum(synthetic["vendor_mix"].values()) <= 0:
             raise ConfigError("data.synthetic.vendor_mix: shares must not all be 0")
         for race in synthetic["race_mix"]:
