@@ -196,7 +196,8 @@ def test_findings_class_each_scenario_and_check_its_pattern():
     small.loc[others, ["tpr_change", "tpr_change_ci_low", "tpr_change_ci_high"]] = [0.0, -0.01, 0.01]
     found = check_findings(small, targets, separability, shares).set_index(["scenario", "threshold_source"])
     assert found.loc[("FUJI", "clean"), "holds"] == "no"
-    assert "by at least 0.05 (TPR) and 0.02 (FPR)" in found.loc[("FUJI", "clean"), "expected"]
+    assert "by at least 0.05 (TPR) and 0.02 or 30% of the clean FPR, whichever is smaller (FPR)" in found.loc[
+        ("FUJI", "clean"), "expected"]
     lenient = EffectSizes(min_tpr_change=0.02, min_fpr_change=0.02)
     found = check_findings(small, targets, separability, shares, sizes=lenient).set_index(["scenario", "threshold_source"])
     assert found.loc[("FUJI", "clean"), "holds"] == "yes"
@@ -296,3 +297,24 @@ def test_figure_panels_follow_the_config_order_then_size():
     panels = figure_panels(table, {"manufacturer": ["HOLO", "GEMS", "FUJI"], "pseudo_subgroup": None})
     assert panels == [("manufacturer", "HOLO"), ("manufacturer", "GEMS"), ("manufacturer", "FUJI"),
                       ("manufacturer", "SIEMENS"), ("pseudo_subgroup", "PS1"), ("pseudo_subgroup", "PS2")]
+
+
+def test_a_low_fpr_falls_by_a_share_of_itself_and_a_high_one_by_the_absolute_minimum():
+    separability = {"manufacturer": pd.DataFrame({"subgroup": ["FUJI", "GEMS", "HOLO"], "auc": [0.99, 0.99, 0.99]})}
+    shares = {"manufacturer": pd.Series({"FUJI": 0.2, "GEMS": 0.25, "HOLO": 0.55})}
+    targets = {"GEMS": ("manufacturer", "GEMS")}
+
+    def gems_holds(clean_fpr: float, fpr_change: float, sizes: EffectSizes = EffectSizes()) -> str:
+        gems = _findings_row("GEMS", "clean", "GEMS", -0.12, fpr_change, width=0.005)
+        gems["fpr"] = clean_fpr + fpr_change
+        rows = [gems, _findings_row("GEMS", "clean", "FUJI", 0.01, 0.0), _findings_row("GEMS", "clean", "HOLO", 0.0, 0.0)]
+        return check_findings(pd.DataFrame(rows), targets, separability, shares, sizes=sizes)["holds"].iloc[0]
+
+    # 0.030 -> 0.018 is 40% of the clean FPR: a fall, though below 0.02
+    assert gems_holds(0.030, -0.012) == "yes"
+    # 0.030 -> 0.024 is 20%: not a fall
+    assert gems_holds(0.030, -0.006) == "no"
+    # at 0.10, 30% would be 0.03: the absolute 0.02 is the smaller and is what counts
+    assert gems_holds(0.100, -0.021) == "yes" and gems_holds(0.100, -0.015) == "no"
+    # 1 keeps the absolute rule for every clean FPR above min_fpr_change
+    assert gems_holds(0.030, -0.012, EffectSizes(min_fpr_change_relative=1.0)) == "no"

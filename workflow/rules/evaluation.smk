@@ -85,7 +85,12 @@ rule findings:
         separable_auc=config["evaluation"]["separable_auc"],
         effect_sizes={
             key: config["evaluation"][key]
-            for key in ("min_tpr_change", "min_fpr_change", "no_change")
+            for key in (
+                "min_tpr_change",
+                "min_fpr_change",
+                "min_fpr_change_relative",
+                "no_change",
+            )
         },
     script:
         "../scripts/findings.py"

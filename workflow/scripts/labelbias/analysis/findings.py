@@ -17,6 +17,12 @@ A rate "falls" when the change is at least a minimum effect size (``min_tpr_chan
 ``min_fpr_change``) *and* its 95% interval lies below 0: a finding never rests on a
 difference the intervals do not support, nor on one too small to matter (a 0.02
 drop with a tight interval is not the study's 0.17).
+
+An FPR near 0 cannot fall by an absolute amount larger than itself, so a fall of
+``min_fpr_change_relative`` of the clean model's FPR also counts when that is the
+smaller: the study reports changes relative to the clean baseline, and its FPR falls
+are 49-88% of it (a subgroup at 0.03 falling to 0.015 is such a fall; one at 0.10
+must still fall by 0.02). TPRs near 0.9 have no such floor, so TPR stays absolute.
 """
 
 from __future__ import annotations
@@ -32,10 +38,20 @@ class EffectSizes:
 
     min_tpr_change: float = 0.05
     min_fpr_change: float = 0.02
+    min_fpr_change_relative: float = 0.3
     no_change: float = 0.03
 
-    def minimum(self, metric: str) -> float:
-        return self.min_tpr_change if metric == "tpr" else self.min_fpr_change
+    def minimum(self, metric: str, baseline: float) -> float:
+        """The smallest fall that counts for a rate that was ``baseline`` in the clean model."""
+        if metric == "tpr":
+            return self.min_tpr_change
+        return min(self.min_fpr_change, self.min_fpr_change_relative * baseline)
+
+    def describe(self) -> str:
+        return (
+            f"by at least {self.min_tpr_change:g} (TPR) and {self.min_fpr_change:g} or "
+            f"{self.min_fpr_change_relative:.0%} of the clean FPR, whichever is smaller (FPR)"
+        )
 
 
 FINDING_COLUMNS = ["finding", "scenario", "threshold_source", "expected", "observed", "holds"]
@@ -61,7 +77,9 @@ def _change(row: pd.Series, metric: str) -> str:
 
 
 def _falls(row: pd.Series, metric: str, sizes: EffectSizes) -> bool:
-    return bool(row[f"{metric}_change_ci_high"] < 0 and row[f"{metric}_change"] <= -sizes.minimum(metric))
+    change = float(row[f"{metric}_change"])
+    baseline = float(row[metric]) - change
+    return bool(row[f"{metric}_change_ci_high"] < 0 and change <= -sizes.minimum(metric, baseline))
 
 
 def check_findings(
@@ -74,7 +92,7 @@ def check_findings(
 ) -> pd.DataFrame:
     """One row per (finding, scenario, threshold source) with the numbers it rests on and whether it holds."""
     rows = []
-    falls_by = f"by at least {sizes.min_tpr_change:g} (TPR) and {sizes.min_fpr_change:g} (FPR)"
+    falls_by = sizes.describe()
     no_change = sizes.no_change
     for scenario, target in targets.items():
         if not target:
