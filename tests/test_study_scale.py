@@ -5,7 +5,9 @@ at the vendors' real detector matrices (HOLO 4096x3328, some JPEG 2000; GEMS 306
 FUJI 5928x4728 MONOCHROME1) for a handful of patients instead of EMBED, random starting
 weights instead of ImageNet's (no download; like the study's, this DAG has no backbone
 job), detection by fine-tuned cross-fitting models (linear detection needs pretrained
-features), and one short epoch per model.
+features), one short epoch per model, and two of the five scenarios: the clean baseline
+and FUJI's (MONOCHROME1, the largest matrix). Every rule runs; the other three would
+only repeat the same jobs at 256x192 (about 2 minutes).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ OVERRIDES = {
     "evaluation": {"bootstrap": 20},
 }
 
+SCENARIOS = ("clean", "FUJI")
+
 
 def merged(base: dict, changes: dict) -> dict:
     out = copy.deepcopy(base)
@@ -45,6 +49,7 @@ def merged(base: dict, changes: dict) -> dict:
 def test_study_configuration_runs_on_full_size_files(tmp_path: Path) -> None:
     study = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
     config = merged(study, OVERRIDES)
+    config["scenarios"] = {name: study["scenarios"][name] for name in SCENARIOS}
     assert config["preprocess"]["height"] == 256 and config["preprocess"]["width"] == 192
     workdir = run_ok(tmp_path / "run", config)
     results = workdir / "results"
@@ -67,11 +72,12 @@ def test_study_configuration_runs_on_full_size_files(tmp_path: Path) -> None:
     assert (np.asarray(cache[:, :, :8]) > 0).mean() > (np.asarray(cache[:, :, -8:]) > 0).mean()
 
     table2 = pd.read_csv(results / "eval" / "table2.tsv", sep="\t")
-    assert set(table2["scenario"]) == {"clean", "PS1", "FUJI", "GEMS", "HOLO"}
-    for run in ("clean", "PS1", "FUJI", "GEMS", "HOLO"):
+    assert set(table2["scenario"]) == set(SCENARIOS)
+    for run in SCENARIOS:
         history = pd.read_csv(results / "models" / run / "history.tsv", sep="\t")
         assert len(history) == 1
-    assert (results / "eval" / "findings.tsv").exists()
+    findings = pd.read_csv(results / "eval" / "findings.tsv", sep="\t")
+    assert list(findings["scenario"].unique()) == ["FUJI"]
 
     again = snakemake(workdir, "-n")
     assert again.returncode == 0, again.stderr[-2000:]
