@@ -18,6 +18,7 @@ from labelbias.data.synthetic import (
     oracle_summary,
     plan_dataset,
     render_display,
+    write_dicom,
     write_images,
 )
 
@@ -123,6 +124,27 @@ def test_vendor_class_shift_moves_one_vendors_class_and_changes_nothing_else(pla
             assert b.dense_fraction - a.dense_fraction == pytest.approx(0.05)
             moved += 1
     assert moved > 10
+
+
+def test_direct_encoding_writes_the_bytes_pydicom_writes(planned, tmp_path):
+    """Every vendor, image type and photometry, native and JPEG 2000, full size too."""
+    _, _, jobs = planned
+    chosen = {}
+    for job in jobs:
+        chosen.setdefault((job.manufacturer, job.image_type, job.jpeg2000, job.laterality), job)
+    assert len(chosen) > 12 and {k[2] for k in chosen} == {True, False}
+    for job in chosen.values():
+        direct = write_dicom(job, tmp_path / "direct").read_bytes()
+        assert direct == write_dicom(job, tmp_path / "pydicom", via_pydicom=True).read_bytes(), job
+    # A full-size matrix: Pixel Data's 4-byte length and a large codestream.
+    holo = next(j for j in jobs if j.manufacturer == "HOLOGIC, Inc.")
+    for compressed in (False, True):
+        big = replace(holo, rows=4096, columns=3328, jpeg2000=compressed, path=f"big{int(compressed)}.dcm")
+        display = np.linspace(0, 1, big.rows * big.columns, dtype=np.float32).reshape(big.rows, big.columns)
+        direct = write_dicom(big, tmp_path / "direct", display)
+        assert direct.read_bytes() == write_dicom(big, tmp_path / "pydicom", display, via_pydicom=True).read_bytes()
+        ds = pydicom.dcmread(direct)
+        assert ds.pixel_array.shape == (4096, 3328) and ds.pixel_array.min() < 1000 < 3000 < ds.pixel_array.max()
 
 
 def test_same_seed_gives_identical_files(planned, tmp_path):
