@@ -126,6 +126,17 @@ def test_scenario_settings_merge_defaults_and_overrides():
     assert scenario_bias(config, "FUJI") == before
 
 
+def test_subgroup_classifiers_train_on_a_share_of_an_epoch_and_density_models_on_all_of_it():
+    config = load_default()
+    batch = config["train"]["batch_size"]
+    assert train_settings(config).get("max_batches_per_epoch", 0) == 0
+    assert train_settings(config, "separability")["max_batches_per_epoch"] == -(-config["separability"]["images_per_epoch"] // batch)
+    config["separability"]["images_per_epoch"] = batch * 10 + 1  # rounded up to whole batches
+    assert train_settings(config, "separability")["max_batches_per_epoch"] == 11
+    config["separability"]["images_per_epoch"] = 0
+    assert "max_batches_per_epoch" not in train_settings(config, "separability")
+
+
 def test_models_start_from_the_backbone_and_held_out_share_follows_init():
     config = load_default()
     assert train_settings(config)["init"] == "backbone" and train_settings(config, "separability")["init"] == "backbone"

@@ -413,6 +413,9 @@ def train_settings(config: dict[str, Any], target: str = "density", replicate: i
         for key in ("epochs", "lr", "fine_tune_from"):
             if key in config["separability"]:
                 settings[key] = config["separability"][key]
+        images_per_epoch = int(config["separability"].get("images_per_epoch", 0))
+        if images_per_epoch:
+            settings["max_batches_per_epoch"] = -(-images_per_epoch // int(settings["batch_size"]))
     settings["init"] = MODEL_INIT[config["backbone"]["init"]]
     settings["seed"] = scenario_seed(int(config["seed"]), replicate_seed_key("train", replicate))
     return settings

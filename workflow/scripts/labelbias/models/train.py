@@ -53,7 +53,9 @@ class TrainSettings:
     fine_tune_from: str = "stem"  # the first stage that trains (model.STAGES); "stem": all of them
     threads: int = 1
     eval_batch_size: int = 256
-    max_batches_per_epoch: int = 0  # 0 = a full epoch; benchmarks use fewer
+    # 0 = as many images as the training set; subgroup classifiers may use fewer
+    # (separability.images_per_epoch), as do benchmarks.
+    max_batches_per_epoch: int = 0
     # "best_val_auc" (the study's model selection) or "last": after a cosine decay to 0
     # the last epoch is the model the schedule was designed to end in.
     select_epoch: str = "best_val_auc"
