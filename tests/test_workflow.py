@@ -343,6 +343,18 @@ def test_config_edits_rerun_only_affected_jobs(tmp_path, tiny_run):
     assert sorted(planned_rules(workdir)) == sorted(expected)
 
 
+def test_a_density_setting_given_in_another_config_file_reruns_no_upstream_job(tmp_path, tiny_run):
+    """Snakemake merges a --configfile's keys first: settings must not depend on key order."""
+    workdir = tmp_path / "override"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    (workdir / "more.yaml").write_text(yaml.safe_dump({"train": {"lr": 0.0005}}))
+    planned = planned_rules(workdir, "--configfile", "more.yaml")
+    assert planned.count("train_density") == 5 and planned.count("train_separability") == 2
+    upstream = {"synthetic_embed", "select_images", "preprocess_shard", "merge_cache", "cohort", "labels",
+                "pretrain_backbone", "backbone_features", "detection_folds", "crossfit", "detect"}
+    assert not upstream & set(planned), sorted(upstream & set(planned))
+
+
 def test_config_error_stops_before_any_job(tmp_path):
     workdir = tmp_path / "bad"
     bad = {**TINY, "cohort": {"split": {"train": 0.6, "val": 0.3, "test": 0.2}}}

@@ -51,9 +51,9 @@ def run_ok(workdir: Path, config: dict) -> Path:
     return workdir
 
 
-def planned_rules(workdir: Path) -> list[str]:
-    """The rule of every job a dry run plans, one entry per job."""
-    result = snakemake(workdir, "-n", "--quiet", "rules")
+def planned_rules(workdir: Path, *args: str) -> list[str]:
+    """The rule of every job a dry run plans (with extra command-line ``args``), one entry per job."""
+    result = snakemake(workdir, "-n", "--quiet", "rules", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout + result.stderr
     rules: list[str] = []

@@ -22,6 +22,7 @@ from labelbias.config import (  # noqa: E402
     perturbations,
     scenario_bias,
     separability_runs,
+    settings_params,
     train_settings,
     uses_backbone,
 )

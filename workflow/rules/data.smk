@@ -17,7 +17,7 @@ rule synthetic_embed:
     resources:
         **cpu_job(mem_mb=2000, runtime=60),
     params:
-        settings=config["data"]["synthetic"],
+        settings=settings_params(config["data"]["synthetic"]),
     script:
         "../scripts/synthetic_embed.py"
 

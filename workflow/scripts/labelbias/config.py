@@ -401,6 +401,16 @@ def holdout_share(config: dict[str, Any]) -> float:
     return float(config["backbone"]["holdout"]) if uses_backbone(config) else 0.0
 
 
+def settings_params(settings: dict[str, Any]) -> dict[str, Any]:
+    """Keyword settings as a Snakemake param, keys sorted.
+
+    Snakemake compares params by their text, key order included, and merges a
+    ``--configfile``'s keys in front of config.yaml's: unsorted, settings given in
+    another file would rerun every job that reads that section, changed or not.
+    """
+    return dict(sorted(settings.items()))
+
+
 def train_settings(config: dict[str, Any], target: str = "density", replicate: int = 0) -> dict[str, Any]:
     """Training settings of a density model (``target="density"``) or a subgroup classifier.
 
@@ -418,7 +428,7 @@ def train_settings(config: dict[str, Any], target: str = "density", replicate: i
             settings["max_batches_per_epoch"] = -(-images_per_epoch // int(settings["batch_size"]))
     settings["init"] = MODEL_INIT[config["backbone"]["init"]]
     settings["seed"] = scenario_seed(int(config["seed"]), replicate_seed_key("train", replicate))
-    return settings
+    return settings_params(settings)
 
 
 def perturbations(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -472,4 +482,4 @@ def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings["init"] = "scratch"
     settings["fine_tune_from"] = "stem"  # from random weights every stage trains
     settings["seed"] = scenario_seed(int(config["seed"]), "backbone")
-    return settings
+    return settings_params(settings)
