@@ -29,12 +29,16 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage, special
 
 from .dicom_encoding import Element, Encapsulated, encode_file
+
+if TYPE_CHECKING:
+    from pydicom.dataset import FileDataset
 
 DENSITY_CLASSES = ("A", "B", "C", "D")
 MAIN_VENDORS = ("HOLOGIC, Inc.", "GE MEDICAL SYSTEMS", "FUJIFILM Corporation")
@@ -488,7 +492,7 @@ def mammogram_elements(job: ImageJob, stored: np.ndarray, center: float, width: 
     return file_meta, dataset
 
 
-def pydicom_file(file_meta: list[Element], dataset: list[Element], path: Path):
+def pydicom_file(file_meta: list[Element], dataset: list[Element], path: Path) -> FileDataset:
     """The same elements as a pydicom ``FileDataset``."""
     from pydicom.dataset import FileDataset, FileMetaDataset
 
