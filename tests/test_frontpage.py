@@ -73,3 +73,19 @@ def test_front_page_renders_with_docutils_and_keeps_the_image_whole():
     source = re.search(r'src="data:image/png;base64,([^"]*)"', body).group(1)
     assert base64.b64decode("".join(source.split())) == PNG
     assert "<ol" not in body  # "(a)" is not read as an enumerated list
+
+
+def test_audit_without_a_biased_subgroup_in_the_validation_set_says_so():
+    # A tiny run can leave the biased vendor without validation patients: the audit
+    # table then has rows for the other subgroups only.
+    audit = pd.DataFrame(
+        {
+            "scenario": ["FUJI", "FUJI"], "attribute": ["manufacturer"] * 2, "subgroup": ["HOLO"] * 2,
+            "biased_subgroup": [False, False], "strategy": ["random", "suspect"], "tpr_biased": [0.9] * 2,
+            "tpr_clean": [0.9] * 2, "tpr_lost": [0.0] * 2, "recover_share": [0.9] * 2,
+            "n_to_recover": [float("nan")] * 2, "n_val_patients": [2] * 2,
+        }
+    )
+    page = front_page("The workflow.", FINDINGS, table2(), "<html><body></body></html>", PNG, TARGETS, audit)
+    assert "to recover 90% of the TPR" in page
+    assert "- No biased subgroup has validation patients in this run: nothing to audit." in page

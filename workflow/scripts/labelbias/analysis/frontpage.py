@@ -111,10 +111,12 @@ def front_page(
     ]
     if audit is not None and len(audit):
         biased = audit[audit["biased_subgroup"].astype(str).str.lower() == "true"]
+        # The share is a config value, the same on every row; a run whose biased
+        # subgroups have no validation patients has rows, but none of them biased.
+        share = float(audit["recover_share"].iloc[0])
         items = []
         for scenario, rows in biased.groupby("scenario", sort=False):
             by = rows.set_index("strategy")["n_to_recover"]
-            share = float(rows["recover_share"].iloc[0])
             lost = float(rows["tpr_lost"].iloc[0])
             n_val = int(rows["n_val_patients"].iloc[0])
             said = [
@@ -136,7 +138,7 @@ def front_page(
             "the biased-label threshold costs the biased subgroup (audit.png_; the table is in "
             "category 7):",
             "",
-            *items,
+            *(items or ["- No biased subgroup has validation patients in this run: nothing to audit."]),
             "",
         ]
     encoded = base64.b64encode(figure_png).decode("ascii")
