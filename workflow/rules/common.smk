@@ -13,6 +13,7 @@ from labelbias.config import (  # noqa: E402
     apply_source_defaults,
     attribute_names,
     backbone_settings,
+    backbone_threads,
     check_config,
     class_params,
     crossfit_settings,

@@ -39,6 +39,7 @@ rule backbone_features:
         **gpu_job(mem_mb=4000, runtime=60),
     params:
         init=MODEL_INIT[config["backbone"]["init"]],
+        threads=config["train"]["threads"],
     script:
         "../scripts/backbone_features.py"
 

@@ -17,7 +17,7 @@ rule pretrain_backbone:
     conda:
         "../../envs/train.yaml"
     # Nothing else can run while it trains: it takes both cores.
-    threads: 2 * config["train"]["threads"]
+    threads: backbone_threads(config)
     resources:
         **gpu_job(mem_mb=4000, runtime=240),
     params:

@@ -14,7 +14,7 @@ log = logging.getLogger("labelbias")
 
 
 def main(snakemake):
-    torch.set_num_threads(snakemake.threads)
+    torch.set_num_threads(snakemake.params.threads)
     cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})
     index = read_tsv(snakemake.input.index, dtype={"image_id": str})
     pool = cohort[cohort["split"] != "test"][["image_id"]].merge(index, on="image_id", validate="one_to_one")

@@ -27,7 +27,7 @@ def main(snakemake):
     if "backbone" in snakemake.input.keys():
         backbone = read_backbone(snakemake.input.backbone)
         log.info("fine-tuning from the backbone %s", snakemake.input.backbone)
-    train = TrainSettings(**snakemake.params.settings["train"], threads=snakemake.threads)
+    train = TrainSettings(**snakemake.params.settings["train"])
     cache = open_cache(snakemake.input.cache)
     empty = np.zeros(0, dtype=int)
     result = fit(cache, rows[~held], targets[~held], empty, empty, 2, train, backbone=backbone)

@@ -26,7 +26,7 @@ def main(snakemake):
         frame = frame.merge(labels[["image_id", target["column"]]], on="image_id", validate="one_to_one")
     elif "+" in target["column"]:
         frame[target["column"]] = joint_target(frame, target["column"])
-    settings = TrainSettings(**dict(snakemake.params.train), threads=snakemake.threads)
+    settings = TrainSettings(**dict(snakemake.params.train))
     checkpoint = Path(snakemake.params.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     backbone = None

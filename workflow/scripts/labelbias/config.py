@@ -417,8 +417,12 @@ def train_settings(config: dict[str, Any], target: str = "density", replicate: i
     Every scenario of one replicate gets the same seed and the same starting weights:
     the same initialisation and data order, so scenarios differ only by their labels
     (paired comparisons). Replicates differ by their seed.
+
+    ``threads`` is a setting like the others, not only a share of ``--cores``: how
+    torch splits a sum over threads changes its rounding, so a job given fewer cores
+    than the config asks for would otherwise train another model.
     """
-    settings = {k: v for k, v in config["train"].items() if k != "threads"}
+    settings = dict(config["train"])
     if target != "density":
         for key in ("epochs", "lr", "fine_tune_from"):
             if key in config["separability"]:
@@ -474,10 +478,16 @@ def crossfit_settings(config: dict[str, Any]) -> dict[str, Any]:
     return {"model": "finetune", "train": train}
 
 
+def backbone_threads(config: dict[str, Any]) -> int:
+    """The backbone trains alone (nothing else is ready to run): twice a model's threads."""
+    return 2 * int(config["train"]["threads"])
+
+
 def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
     """Training settings of the backbone pretrained on held-out patients (from scratch)."""
     backbone = config["backbone"]
-    settings = {k: v for k, v in config["train"].items() if k != "threads"}
+    settings = dict(config["train"])
+    settings["threads"] = backbone_threads(config)
     settings.update({key: backbone[key] for key in ("epochs", "lr", "lr_schedule")})
     settings["init"] = "scratch"
     settings["fine_tune_from"] = "stem"  # from random weights every stage trains
