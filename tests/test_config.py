@@ -158,6 +158,8 @@ def test_models_start_from_the_backbone_and_held_out_share_follows_init():
 
 def test_runs_grid_adds_seeds_and_rates_without_renaming_existing_runs():
     config = load_default()
+    assert config["replicates"]["seeds"] == 2  # the default trains every scenario twice
+    config["replicates"]["seeds"] = 1  # from one seed, the axes switched on below
     assert list(plan_runs(config)) == ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
     before = {name: (scenario_bias(config, name), train_settings(config, "density", run.replicate))
               for name, run in plan_runs(config).items()}
@@ -179,6 +181,7 @@ def test_runs_grid_adds_seeds_and_rates_without_renaming_existing_runs():
 
 def test_separability_runs_cover_perturbations_and_seeds():
     config = load_default()
+    config["replicates"]["seeds"] = 1
     assert separability_runs(config) == {"manufacturer": ("manufacturer", "", 0), "pseudo_subgroup": ("pseudo_subgroup", "", 0)}
     config["perturbation"].update(enabled=True, attributes=["race"], list=[{"kind": "lowpass", "strength": 4}])
     config["replicates"]["seeds"] = 2
