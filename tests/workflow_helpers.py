@@ -28,15 +28,28 @@ TINY = {
 LOCAL_ENV = {**os.environ, "SLURM_CONF": str(Path(__file__).resolve().parent / "data" / "no_cluster_slurm.conf")}
 
 
+def snakemake_command(*args: str) -> list[str]:
+    return [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=LOCAL_ENV,
+        snakemake_command(*args), cwd=workdir, capture_output=True, text=True, timeout=900, env=LOCAL_ENV
     )
+
+
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """``snakemake`` in the background; its output goes to workdir/snakemake.out (a pipe could fill and stall it)."""
+    with open(workdir / "snakemake.out", "w") as out:
+        return subprocess.Popen(
+            snakemake_command(*args), cwd=workdir, stdout=out, stderr=subprocess.STDOUT, env=LOCAL_ENV
+        )
+
+
+def wait_ok(process: subprocess.Popen, workdir: Path) -> None:
+    """Wait for a ``start_snakemake`` run and fail with the end of its output unless it succeeded."""
+    returncode = process.wait(timeout=900)
+    assert returncode == 0, (workdir / "snakemake.out").read_text()[-3000:]
 
 
 def write_config(workdir: Path, config: dict) -> None:
