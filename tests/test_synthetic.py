@@ -13,6 +13,7 @@ import pytest
 from labelbias.data.cohort import CohortFilters, select_images
 from labelbias.data.embed import read_embed_tables
 from labelbias.data.imaging import PreprocessSettings, preprocess
+from labelbias.data import synthetic
 from labelbias.data.synthetic import (
     SyntheticSettings,
     oracle_summary,
@@ -156,6 +157,19 @@ def test_same_seed_gives_identical_files(planned, tmp_path):
         assert (tmp_path / "a" / job.path).read_bytes() == (tmp_path / "b" / job.path).read_bytes()
     again = plan_dataset(SMALL)
     assert again[0].equals(planned[0]) and again[1].equals(planned[1])
+
+
+def test_rendering_in_blocks_of_rows_gives_the_whole_image_result(planned, monkeypatch):
+    """Full-size matrices are rendered in blocks of rows; the blocks must not show in the pixels."""
+    _, _, jobs = planned
+    chosen = [next(job for job in jobs if job.manufacturer == vendor and job.view == view)
+              for vendor in [*VENDORS, "GE HEALTHCARE"] for view in ("CC", "MLO")]
+    monkeypatch.setattr(synthetic, "RENDER_BLOCK_ROWS", 10_000)
+    whole = [render_display(job) for job in chosen]
+    monkeypatch.setattr(synthetic, "RENDER_BLOCK_ROWS", 7)
+    for job, expected in zip(chosen, whole, strict=True):
+        assert job.rows > 3 * 7
+        np.testing.assert_array_equal(render_display(job), expected)
 
 
 def test_density_is_ordinal_in_the_preprocessed_images(planned):

@@ -330,8 +330,20 @@ def smooth_field(coarse: np.ndarray, rows: int, cols: int, max_rows: int = 512) 
     return zoomed[:rows, :cols]
 
 
+# Rows per block of the float64 part of rendering: a block's temporaries stay small
+# enough for the allocator to reuse, where whole full-size arrays (224 MB for FUJI's
+# 5928x4728) were mapped and faulted in afresh for every step.
+RENDER_BLOCK_ROWS = 256
+
+
 def render_display(job: ImageJob) -> np.ndarray:
-    """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side."""
+    """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side.
+
+    Steps that need the whole image (the tissue field, its spread and quantile, the blur)
+    run on whole arrays; the pixel-wise rest runs in blocks of rows. Each pixel's value and
+    the order of the random draws are those of the whole-array computation, so the
+    result does not depend on the block size (tests/test_synthetic.py).
+    """
     rng = np.random.default_rng(job.seed)
     rows, cols = job.rows, job.columns
     # A column and a row that broadcast: the same values as full coordinate grids, at a
@@ -353,38 +365,61 @@ def render_display(job: ImageJob) -> np.ndarray:
 
     coarse = rng.normal(size=(14, 11)).astype(np.float32)
     field = smooth_field(coarse, rows, cols)
-    field = field / (field[tissue_region].std() + 1e-6)
+    field /= field[tissue_region].std() + 1e-6
     # Glandular tissue gathers behind the nipple and thins out towards the skin.
-    field = field + 1.6 * (1.0 - np.sqrt(np.clip(r2, 0, 1)))
+    towards_skin = np.clip(r2, 0, 1)
+    np.sqrt(towards_skin, out=towards_skin)
+    np.subtract(1.0, towards_skin, out=towards_skin)
+    towards_skin *= 1.6
+    field += towards_skin
+    del towards_skin
     threshold = float(np.quantile(field[tissue_region], 1.0 - job.dense_fraction))
-    dense = special.expit((field - threshold) / 0.06)
+    field -= threshold
+    field /= 0.06
+    dense = special.expit(field, out=field)
 
     look = VENDOR_LOOKS[job.manufacturer]
     s = job.vendor_signal
     # Vendors equalise breast thickness differently: how much the periphery darkens,
     # and whether its outer ring is enhanced, is part of each vendor's look.
     falloff = 0.38 + s * (look.edge_falloff - 0.38)
-    thickness = (1.0 - falloff) + falloff * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
-    thickness = thickness + s * look.rim * ((r2 > 0.8) & breast)
     fat = 0.30 + job.fat_shift
-    image = np.where(tissue_region, (fat + 0.48 * dense) * thickness, 0.0)
-    image = np.where(pectoral & breast, 0.80 * thickness, image)
-
-    image = np.clip(image, 0, 1) ** (1.0 + s * (look.gamma - 1.0))
-    image = image * (1.0 + s * look.heel * (0.5 - yy))
+    exponent = 1.0 + s * (look.gamma - 1.0)
+    heel = 1.0 + s * look.heel * (0.5 - yy)
     if look.stripes:
-        image = image + s * look.stripes * np.sin(2 * np.pi * look.stripe_cycles * yy + rng.uniform(0, 2 * np.pi))
-    image = np.where(breast, image, 0.0)
+        stripes = s * look.stripes * np.sin(2 * np.pi * look.stripe_cycles * yy + rng.uniform(0, 2 * np.pi))
+    image = np.empty((rows, cols), dtype=np.float64)
+    for top in range(0, rows, RENDER_BLOCK_ROWS):
+        block = slice(top, top + RENDER_BLOCK_ROWS)
+        r2_block, breast_block = r2[block], breast[block]
+        thickness = (1.0 - falloff) + falloff * np.sqrt(np.clip(1.0 - r2_block, 0.0, 1.0))
+        thickness = thickness + s * look.rim * ((r2_block > 0.8) & breast_block)
+        tissue = np.where(tissue_region[block], (fat + 0.48 * dense[block]) * thickness, 0.0)
+        tissue = np.where(pectoral[block] & breast_block, 0.80 * thickness, tissue)
+        tissue = np.clip(tissue, 0, 1) ** exponent
+        tissue = tissue * heel[block]
+        if look.stripes:
+            tissue = tissue + stripes[block]
+        image[block] = np.where(breast_block, tissue, 0.0)
+    del dense, field
     if look.blur:
         image = ndimage.gaussian_filter(image, sigma=s * look.blur * rows)
-    image = image + rng.normal(0, look.noise, size=image.shape)
-    image = np.where(breast, image, np.abs(rng.normal(0, 0.004, size=image.shape)))
+    # Quantum noise over the whole image first, then the background's: the draws come in
+    # this order, block after block.
+    for top in range(0, rows, RENDER_BLOCK_ROWS):
+        block = image[top : top + RENDER_BLOCK_ROWS]
+        block += rng.normal(0, look.noise, size=block.shape)
+    display = np.empty((rows, cols), dtype=np.float32)
+    for top in range(0, rows, RENDER_BLOCK_ROWS):
+        block = slice(top, top + RENDER_BLOCK_ROWS)
+        background = np.abs(rng.normal(0, 0.004, size=image[block].shape))
+        display[block] = np.where(breast[block], image[block], background)
     # A lead marker in a far corner, as on real films: the breast mask must drop it.
     mr, mc = max(2, rows // 25), max(3, cols // 12)
-    image[rows // 20 : rows // 20 + mr, cols - 2 * mc : cols - mc] = 0.92
-    image = np.clip(image, 0.0, 1.0).astype(np.float32)
+    display[rows // 20 : rows // 20 + mr, cols - 2 * mc : cols - mc] = 0.92
+    np.clip(display, 0.0, 1.0, out=display)
     # Right breasts with the chest wall on the left edge, left breasts on the right.
-    return image if job.laterality == "R" else image[:, ::-1].copy()
+    return display if job.laterality == "R" else display[:, ::-1].copy()
 
 
 def add_hard_features(display: np.ndarray, seed: int) -> np.ndarray:
