@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_helpers import LOCAL_ENV, ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, write_config
+from workflow_helpers import (
+    LOCAL_ENV, ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, snakemake_command, write_config,
+)
 
 def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"image_id": str})
@@ -282,7 +284,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny
     # Reuse the generated data so the test spends its time in training.
     shutil.copytree(tiny_run / "results/synthetic", workdir / "results/synthetic")
     process = subprocess.Popen(
-        [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2"],
+        snakemake_command(),
         cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=LOCAL_ENV,
     )
     checkpoint = workdir / "results/models/clean/checkpoint.pt"

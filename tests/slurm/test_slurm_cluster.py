@@ -108,6 +108,8 @@ def cluster_run(tmp_path_factory):
     local_run = start_snakemake(local)
     since = sacct_time()
     result = run_on_cluster(remote)
+    if result.returncode != 0:
+        local_run.kill()  # no run left behind by a failed test
     assert result.returncode == 0, result.stderr[-4000:]
     wait_ok(local_run, local)
     return {"local": local, "remote": remote, "expected": expected, "jobs": slurm_jobs(since)}
@@ -167,6 +169,8 @@ def test_cancelled_training_job_is_resubmitted_and_resumes(cluster_run):
     # The uninterrupted reference trains locally while the cluster resubmits and resumes.
     reference = start_snakemake(local, target)
     output, _ = process.communicate(timeout=900)
+    if process.returncode != 0:
+        reference.kill()
     assert process.returncode == 0, output[-4000:]
 
     jobs = slurm_jobs(since)
