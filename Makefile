@@ -37,12 +37,10 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The report test needs Chromium: sudo apt-get install chromium"; exit 1; fi; }
 
-# As root (CI, or a disposable machine) `make test` also runs the SLURM cluster test;
-# otherwise it says how to run it.
+# As root (CI, or a disposable machine) `make test` also runs the SLURM cluster test,
+# beside the main suite (tests/run_suites.sh says why); otherwise it says how to run it.
 test: setup browser
-	$(BIN)/python -m pytest -q tests --ignore=tests/slurm --durations=12
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-slurm; \
-	else echo "Skipped the SLURM cluster test: it installs and starts daemons, run 'sudo make test-slurm'."; fi
+	tests/run_suites.sh
 
 # Starts a single-node SLURM cluster from Debian's packages, runs the workflow through
 # the slurm/ profile on it, and stops every daemon it started, pass or fail.
