@@ -12,8 +12,8 @@ allocator state or threads never flatter another's.
    about 55 images/s.
 3. Levers, at the default input size and threads (config.yaml): the raw network with
    each of the engine's levers added in turn (kernel taps that only see padding
-   left out, fused Adam, glibc keeping freed memory), ending at the network the
-   workflow trains.
+   left out, fused Adam, glibc keeping freed memory, convolutions on tiny inputs as one
+   matrix product), ending at the network the workflow trains.
 4. Pipeline: `labelbias.models.train.fit` on a memory-mapped cache (class-balanced batches
    read from the map, augmentation, the learning-rate schedule): the best of three
    epochs of as many batches as the raw network's runs, after a warm-up epoch; its
@@ -48,12 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 SLOW_MACHINE_REFERENCE = 55.0  # images/s of the reference network on the project's slow machine
-LEVERS = ("plain", "live_taps", "fused_adam", "allocator")
+LEVERS = ("plain", "live_taps", "fused_adam", "allocator", "dense")
 LEVER_TEXT = {
     "plain": "torchvision's network, stock Adam",
     "live_taps": "+ kernel taps that only see padding left out (model.compact)",
     "fused_adam": "+ fused Adam",
     "allocator": "+ glibc keeps freed blocks (train.keep_freed_memory)",
+    "dense": "+ convolutions that read every input position as one matrix product (model.DenseConv)",
 }
 
 
@@ -99,7 +100,7 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     model = resnet18(num_classes=2)
     model.conv1 = grey_stem(model.conv1, keep_weights=False)
     if "live_taps" in on:
-        compact(model, height, width)
+        compact(model, height, width, dense="dense" in on)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused="fused_adam" in on or None)
     x = torch.rand(32, 1, height, width)
     y = torch.arange(32) % 2

@@ -14,6 +14,7 @@ from torchvision.models import resnet18
 
 from labelbias.models.model import (
     build_resnet18,
+    DenseConv,
     compact,
     expand,
     freeze_before,
@@ -126,10 +127,53 @@ def test_compacted_network_computes_the_same_function_and_gradients(height, widt
         assert (full_grad[dead] == 0).all()  # the taps left out never had a gradient
     torch.testing.assert_close(live.conv1.weight.grad, full.conv1.weight.grad)
     if (height, width) == (32, 24):
-        assert {item.name for item in cropped} == {"layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
+        layer4 = {"layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
+        layer3 = {"layer3.0.conv2", "layer3.1.conv1", "layer3.1.conv2"}  # 3x3 on 2x2: every tap live
+        assert {item.name for item in cropped} == layer4 | layer3
+        assert {name for name, m in live.named_modules() if isinstance(m, DenseConv)} == layer4 | layer3
         assert sum(p.numel() for p in live.parameters()) < 0.4 * sum(p.numel() for p in full.parameters())
     if (height, width) == (64, 48):
-        assert cropped == []  # every tap is live
+        # every tap is live: nothing cropped, layer4's 3x3 convolutions on 2x2 made dense
+        assert {item.name for item in cropped} == {"layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
+        assert all(live.get_submodule(item.name).weight.shape == (512, 512, 3, 3) for item in cropped)
+
+
+@pytest.mark.parametrize(
+    "in_channels, out_channels, kernel, padding, size, bias",
+    [
+        (5, 4, 3, 1, (2, 2), False),  # layer3 at 32x24
+        (5, 4, 2, 0, (2, 2), True),  # layer4.0.conv1 once cropped: 2x2 -> 1x1
+        (6, 3, 1, 0, (1, 1), False),  # layer4 once cropped: 1x1 on 1x1
+        (3, 2, 3, 1, (1, 2), True),
+    ],
+)
+def test_dense_conv_is_the_convolution_as_one_matrix_product(in_channels, out_channels, kernel, padding, size, bias):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(in_channels, out_channels, kernel, 1, padding, bias=bias).double()
+    dense = DenseConv(conv, size)
+    assert dense.weight is conv.weight  # the kernel stays the parameter
+    x = torch.randn(7, in_channels, *size, dtype=torch.float64, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_(True)
+    expected, got = conv(x), dense(x_dense)
+    torch.testing.assert_close(got, expected)
+    upstream = torch.randn_like(expected)
+    parameters = [conv.weight] + ([conv.bias] if bias else [])
+    expected_grads = torch.autograd.grad(expected, [x, *parameters], upstream)
+    got_grads = torch.autograd.grad(got, [x_dense, *parameters], upstream)
+    for a, b in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b)
+    # a channels-last input (the evaluator's layout) gives the same result
+    torch.testing.assert_close(dense(x.detach().to(memory_format=torch.channels_last)), expected.detach())
+
+
+def test_dense_conv_refuses_a_convolution_that_skips_input_positions():
+    stride_two = torch.nn.Conv2d(2, 2, 1, stride=2)  # reads only every other position
+    with pytest.raises(ValueError, match="every input position"):
+        DenseConv(stride_two, (2, 2))
+    model = build_resnet18(2)
+    cropped_only = compact(model, 32, 24, dense=False)  # what a GPU trains
+    assert not any(isinstance(m, DenseConv) for m in model.modules())
+    assert {item.name for item in cropped_only} == {"layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
 
 
 def test_expand_restores_the_full_network_with_the_trained_taps():

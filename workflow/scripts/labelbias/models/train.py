@@ -285,7 +285,7 @@ def predict(
     dev = next(model.parameters()).device
     feeder = feeder if feeder is not None else Feeder(cache, dev, "host")
     evaluator = copy.deepcopy(model).eval()
-    compact(evaluator, *cache.shape[-2:])
+    compact(evaluator, *cache.shape[-2:], dense=dev.type == "cpu")
     evaluator = evaluator.to(memory_format=torch.channels_last)
     probabilities, features = [], []
     row_batches = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
@@ -371,7 +371,9 @@ def fit(
     model = initial_model(n_classes, settings.init, backbone)
     frozen = freeze_before(model, settings.fine_tune_from)
     # Trained without the kernel taps that only see padding at this input size; expanded at the end.
-    cropped = compact(model, *cache.shape[-2:])
+    # On a GPU the convolutions stay (cuDNN is fast there, and DenseConv's weight gradient,
+    # an index_add, is not deterministic on CUDA).
+    cropped = compact(model, *cache.shape[-2:], dense=dev.type == "cpu")
     model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
