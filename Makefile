@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 STAMP := $(VENV)/.installed-requirements.txt
 
-.PHONY: setup browser run extended test test-slurm bench bench-full lint clean
+.PHONY: setup browser run extended test test-slurm bench bench-avx2 bench-full lint clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,12 @@ test-slurm: setup
 bench: setup
 	$(BIN)/python bench/preprocess_throughput.py
 	$(BIN)/python bench/train_throughput.py
+
+# The same with the CPU kernels of an AVX2-only machine (oneDNN, ATen and MKL limited to
+# AVX2): on a machine with AVX-512 it shows which levers matter on the slow machines.
+# Its reference figure converts times of runs made with the same three variables.
+bench-avx2: setup
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(BIN)/python bench/train_throughput.py
 
 # Full-size mammograms (4096x3328 and up, uncompressed and JPEG 2000): the reduced
 # preprocessing against the full-resolution one. Writes its files once (a few minutes).
