@@ -16,6 +16,8 @@ from labelbias.models.model import (
     build_resnet18,
     DenseConv,
     compact,
+    position_taps,
+    reads_every_position,
     expand,
     freeze_before,
     grey_stem,
@@ -164,6 +166,19 @@ def test_dense_conv_is_the_convolution_as_one_matrix_product(in_channels, out_ch
         torch.testing.assert_close(a, b)
     # a channels-last input (the evaluator's layout) gives the same result
     torch.testing.assert_close(dense(x.detach().to(memory_format=torch.channels_last)), expected.detach())
+
+
+def test_reads_every_position_agrees_with_the_enumerated_taps():
+    cases = [(3, 1, 1), (3, 2, 1), (2, 1, 0), (1, 1, 0), (1, 2, 0), (7, 2, 3)]
+    for kernel, stride, padding in cases:
+        conv = torch.nn.Conv2d(1, 1, kernel, stride, padding)
+        for size in [(1, 1), (1, 2), (2, 2), (2, 3), (3, 3), (4, 3)]:
+            if min(size) + 2 * padding < kernel:
+                continue
+            enumerated = bool((position_taps(conv, size)[0] >= 0).all())
+            assert reads_every_position(conv, size) == enumerated, (kernel, stride, padding, size)
+    # the study's stem at 256x192: decided without enumerating 12,288 x 49,152 position pairs
+    assert not reads_every_position(torch.nn.Conv2d(1, 64, 7, 2, 3), (256, 192))
 
 
 def test_dense_conv_refuses_a_convolution_that_skips_input_positions():
