@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,6 +29,7 @@ from labelbias.models.model import (
     live_taps,
     penultimate,
 )
+from labelbias.models.optim import FusedAdam
 from labelbias.models.train import (
     Feeder,
     TrainSettings,
@@ -462,3 +467,53 @@ def test_every_batch_path_trains_the_same_model(loading):
     expected, _ = predict(reference.model, cache, rows, 32)
     got, _ = predict(other.model, cache, rows, 32, feeder=other.feeder)
     np.testing.assert_array_equal(expected, got)
+
+
+def _adam_steps(optimizer_of, steps: int, resume_in=None):
+    """Weights of a small network after ``steps`` Adam steps; with ``resume_in``, the
+    optimizer's state_dict is moved into that optimizer halfway."""
+    torch.manual_seed(0)
+    model = build_resnet18(2)
+    compact(model, 32, 24)
+    x, y = torch.rand(8, 1, 32, 24), torch.tensor([0, 1] * 4)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = optimizer_of(trained)
+    for step in range(steps):
+        if resume_in is not None and step == steps // 2:
+            saved = optimizer.state_dict()
+            optimizer = resume_in(trained)
+            optimizer.load_state_dict(saved)
+        optimizer.param_groups[0]["lr"] = 1e-3 * (1 - step / steps)
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_fused_adam_is_torch_optims_fused_adam_bit_for_bit_and_resumes_across_both():
+    torch_adam = lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4, fused=True)  # noqa: E731
+    ours = lambda params: FusedAdam(params, lr=1e-3, weight_decay=1e-4)  # noqa: E731
+    reference = _adam_steps(torch_adam, 4)
+    for result in (_adam_steps(ours, 4), _adam_steps(torch_adam, 4, resume_in=ours), _adam_steps(ours, 4, resume_in=torch_adam)):
+        assert all(torch.equal(a, b) for a, b in zip(reference, result, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(reference, _adam_steps(ours, 3), strict=True))
+    with pytest.raises(ValueError, match="holds 2 parameters"):
+        FusedAdam([torch.zeros(1, requires_grad=True)], lr=1e-3).load_state_dict(
+            FusedAdam([torch.zeros(1), torch.zeros(1)], lr=1e-3).state_dict()
+        )
+
+
+def test_cpu_training_never_loads_the_compiler():
+    # In a fresh interpreter: another test may already have imported it.
+    code = (
+        "import sys, numpy as np, torch\n"
+        "from labelbias.models.train import TrainSettings, fit\n"
+        "rng = np.random.default_rng(0)\n"
+        "cache = rng.integers(0, 60000, size=(96, 32, 24), dtype=np.uint16)\n"
+        "y = np.arange(96) % 2\n"
+        "fit(cache, np.arange(64), y[:64], np.arange(64, 96), y[64:], 2, TrainSettings(epochs=1, batch_size=16))\n"
+        "print(torch.are_deterministic_algorithms_enabled(), 'torch._dynamo' in sys.modules, 'torch._inductor' in sys.modules)\n"
+    )
+    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+    printed = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip().splitlines()[-1] == "True False False"

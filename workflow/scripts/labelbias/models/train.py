@@ -36,6 +36,7 @@ from ..errors import DataQualityError
 from ..data.imaging import CACHE_MAX
 from .metrics import auc, macro_ovr_auc
 from .model import compact, expand, freeze_before, initial_model, penultimate
+from .optim import FusedAdam, set_deterministic
 
 log = logging.getLogger("labelbias")
 
@@ -361,7 +362,7 @@ def fit(
     if settings.deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
+    set_deterministic(settings.deterministic)
     # Deterministic mode also fills every new tensor with NaN (a debugging aid: no result
     # reads memory before writing it); that was 10% of a training step on the CPU.
     torch.utils.deterministic.fill_uninitialized_memory = False
@@ -381,8 +382,12 @@ def fit(
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    # One fused kernel per step instead of a temporary tensor per operation and parameter.
-    optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    # One fused kernel per step instead of a temporary tensor per operation and parameter;
+    # on the CPU without torch.optim, whose first call imports the compiler (optim.py).
+    if dev.type == "cpu":
+        optimizer = FusedAdam(trained, lr=settings.lr, weight_decay=settings.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     mixed, half = dev.type == "cuda", amp_dtype(dev)
     scaler = torch.amp.GradScaler(enabled=mixed and half == torch.float16)
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
