@@ -26,6 +26,9 @@ allocator state or threads never flatter another's.
    images and on one of 10 x N: peak resident set (VmHWM) and peak anonymous memory
    (sampled RssAnon). Pages of the memory map count in VmHWM but are page cache the
    kernel can drop; anonymous memory is what a job really holds.
+7. Start-up: what a training job spends before it trains, in a fresh process (importing
+   torch and the training package, ``fit`` on two batches), and whether it loaded
+   TorchDynamo, which ``torch.optim`` imports on first use (``labelbias.models.optim``).
 
     .venv/bin/python bench/train_throughput.py [--images 9000] [--height H --width W] [--threads T]
 """
@@ -212,6 +215,31 @@ def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loadi
     }
 
 
+def startup(height: int, width: int, threads: int) -> dict[str, float]:
+    """What a training job spends before its first epoch's worth of work, in this fresh
+    process: importing torch, importing the training package, and ``fit`` on two
+    batches (its set-up, two steps, the last epoch's weights) with nothing to validate."""
+    started = time.perf_counter()
+    import torch
+
+    imported_torch = time.perf_counter()
+    from labelbias.models.train import TrainSettings, fit
+
+    imported_package = time.perf_counter()
+    rng = np.random.default_rng(0)
+    cache = rng.integers(0, 60000, size=(64, height, width), dtype=np.uint16)
+    targets = np.arange(64) % 2
+    empty = np.zeros(0, dtype=np.int64)
+    fit(cache, np.arange(64), targets, empty, empty, 2, TrainSettings(epochs=1, batch_size=32, threads=threads))
+    done = time.perf_counter()
+    return {
+        "import_torch": imported_torch - started,
+        "import_package": imported_package - imported_torch,
+        "fit_two_batches": done - imported_package,
+        "dynamo_loaded": float("torch._dynamo" in sys.modules),
+    }
+
+
 def child(*args: str) -> dict[str, float]:
     result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if result.returncode != 0:
@@ -240,7 +268,11 @@ def main() -> None:
     parser.add_argument("--pipeline", nargs=2, metavar=("CACHE", "VAL"), help=argparse.SUPPRESS)
     parser.add_argument("--loading", default="host", help=argparse.SUPPRESS)
     parser.add_argument("--raw-gpu", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--startup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.startup:
+        print(json.dumps(startup(args.height, args.width, args.threads)))
+        return
     if args.raw is not None:
         print(json.dumps(raw_throughput(args.height, args.width, args.threads, args.batches, args.raw)))
         return
@@ -292,6 +324,14 @@ def main() -> None:
         n = np.load(path, mmap_mode="r").shape[0]
         print(f"{name:>6} {n:>8} {megabytes:>9.0f} {int(run['val_images']):>9} {run['peak_rss_mb']:>12.0f} "
               f"{run['peak_anon_mb']:>13.0f}")
+
+    # Every training job is a fresh process: what it spends before training is paid 15
+    # times in the default run (backbone, ten density models, four subgroup classifiers).
+    starts = [child("--startup", *size, "--threads", str(args.threads)) for _ in range(3)]
+    best = {key: min(start[key] for start in starts) for key in starts[0]}
+    print(f"\ntraining job start-up in a fresh process (best of 3): import torch {best['import_torch']:.2f} s, "
+          f"the training package {best['import_package']:.2f} s, fit's set-up and two batches "
+          f"{best['fit_two_batches']:.2f} s; TorchDynamo loaded: {'yes' if max(s['dynamo_loaded'] for s in starts) else 'no'}")
 
     if not torch.cuda.is_available():
         print("\nno GPU: the training device is this CPU (the figures above)")
