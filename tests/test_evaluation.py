@@ -318,3 +318,16 @@ def test_a_low_fpr_falls_by_a_share_of_itself_and_a_high_one_by_the_absolute_min
     assert gems_holds(0.100, -0.021) == "yes" and gems_holds(0.100, -0.015) == "no"
     # 1 keeps the absolute rule for every clean FPR above min_fpr_change
     assert gems_holds(0.030, -0.012, EffectSizes(min_fpr_change_relative=1.0)) == "no"
+
+
+def test_pc1_density_is_scipys_gaussian_kde():
+    from scipy.stats import gaussian_kde
+
+    from labelbias.analysis.plots import gaussian_kde_1d
+
+    rng = np.random.default_rng(3)
+    for values in (rng.normal(size=7), np.concatenate([rng.normal(-2, 0.3, 900), rng.normal(1, 1.5, 9000)])):
+        grid = np.linspace(values.min() - 6, values.max() + 6, 400)  # wide enough to hold the mass
+        ours = gaussian_kde_1d(values, grid, chunk=1000)  # several chunks for the large sample
+        np.testing.assert_allclose(ours, gaussian_kde(values)(grid), rtol=1e-9, atol=1e-12)
+        assert abs(np.trapezoid(ours, grid) - 1.0) < 0.01
