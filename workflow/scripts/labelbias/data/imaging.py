@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from ..errors import ImageReadError
 
@@ -255,6 +254,7 @@ def stored_pixels(dataset: object, factor: int, native: np.ndarray | None = None
     ``native``: the dataset's native pixel data when the caller already has it (mapped
     from the file); otherwise it comes from ``dataset.PixelData`` or pydicom's decoder.
     """
+    from scipy import ndimage  # here: training jobs import this module, never need SciPy (0.3 s)
     if native is None:
         native = _native_pixels(dataset)
     if native is not None:
@@ -410,6 +410,7 @@ def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSett
 
 def breast_mask(image: np.ndarray, threshold: float) -> np.ndarray:
     """Largest connected component above background, holes filled."""
+    from scipy import ndimage
     background = float(np.percentile(image, 1))
     foreground = image > background + threshold
     components, count = ndimage.label(foreground)
@@ -426,6 +427,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
     A hole is a background component (4-connected, as there) that touches no image edge.
     """
+    from scipy import ndimage
     background, _ = ndimage.label(~mask)
     touching = np.unique(np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]]))
     is_hole = np.ones(int(background.max()) + 1, dtype=bool)

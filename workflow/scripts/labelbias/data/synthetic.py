@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, special
 
 from .dicom_encoding import Element, Encapsulated, encode_file
 
@@ -321,6 +320,7 @@ def smooth_field(coarse: np.ndarray, rows: int, cols: int, max_rows: int = 512) 
     grid of at most max_rows rows and interpolated up: a full-size matrix then costs
     0.1 s instead of 10 s, and small matrices (the default's) are built as always.
     """
+    from scipy import ndimage  # here: every job reads this module's constants; only rendering needs SciPy
     step = -(-rows // max_rows)
     if step <= 1:
         field = ndimage.zoom(coarse, (rows / coarse.shape[0], cols / coarse.shape[1]), order=1)[:rows, :cols]
@@ -344,6 +344,7 @@ def render_display(job: ImageJob) -> np.ndarray:
     the order of the random draws are those of the whole-array computation, so the
     result does not depend on the block size (tests/test_synthetic.py).
     """
+    from scipy import ndimage, special
     rng = np.random.default_rng(job.seed)
     rows, cols = job.rows, job.columns
     # A column and a row that broadcast: the same values as full coordinate grids, at a
@@ -430,6 +431,7 @@ def add_hard_features(display: np.ndarray, seed: int) -> np.ndarray:
     tissue touches the image edge. Used to check that preprocessing a reduced image
     gives the cache of the full-resolution pipeline (``bench/full_size.py``, tests).
     """
+    from scipy import ndimage
     rng = np.random.default_rng(seed)
     rows, cols = display.shape
     image = np.zeros_like(display)
