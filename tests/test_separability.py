@@ -144,6 +144,7 @@ def test_probe_on_fewer_patients_than_folds_uses_one_fold_per_patient():
     assert probe_subgroup_information(features[: len(single)], single, ["pseudo_subgroup"]).empty
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class")  # scikit-learn on rare classes, as intended
 @pytest.mark.parametrize("case", range(40))
 def test_stratified_group_folds_are_scikit_learns(case):
     from sklearn.model_selection import StratifiedGroupKFold
