@@ -10,10 +10,11 @@ allocator state or threads never flatter another's.
    measured here to another machine: minutes there = minutes here x (reference here /
    reference there). The slow machine of this project (2-core AMD EPYC, AVX2) has
    about 55 images/s.
-3. Levers, at the default input size and threads (config.yaml): the raw network with
+3. Levers, at the default input size, threads and frozen stages (config.yaml): the raw network with
    each of the engine's levers added in turn (kernel taps that only see padding
    left out, fused Adam, glibc keeping freed memory, convolutions on tiny inputs as one
-   matrix product), ending at the network the workflow trains.
+   matrix product; then, where `train.fine_tune_from` or --fine-tune-from freezes the
+   stages before one, that too), ending at the network the workflow trains.
 4. Pipeline: `labelbias.models.train.fit` on a memory-mapped cache (class-balanced batches
    read from the map, augmentation, the learning-rate schedule): the best of three
    epochs of as many batches as the raw network's runs, after a warm-up epoch; its
@@ -31,6 +32,7 @@ allocator state or threads never flatter another's.
    TorchDynamo, which ``torch.optim`` imports on first use (``labelbias.models.optim``).
 
     .venv/bin/python bench/train_throughput.py [--images 9000] [--height H --width W] [--threads T]
+        [--fine-tune-from STAGE]
 """
 
 from __future__ import annotations
@@ -51,13 +53,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 SLOW_MACHINE_REFERENCE = 55.0  # images/s of the reference network on the project's slow machine
-LEVERS = ("plain", "live_taps", "fused_adam", "allocator", "dense")
+LEVERS = ("plain", "live_taps", "fused_adam", "allocator", "dense", "frozen")
 LEVER_TEXT = {
     "plain": "torchvision's network, stock Adam",
     "live_taps": "+ kernel taps that only see padding left out (model.compact)",
     "fused_adam": "+ fused Adam",
     "allocator": "+ glibc keeps freed blocks (train.keep_freed_memory)",
     "dense": "+ convolutions that read every input position as one matrix product (model.DenseConv)",
+    "frozen": "+ the stages before train.fine_tune_from kept at their starting weights (model.freeze_before)",
 }
 
 
@@ -86,13 +89,16 @@ def make_cache(path: Path, n: int, height: int, width: int) -> None:
     out.flush()
 
 
-def raw_throughput(height: int, width: int, threads: int, batches: int, levers: int) -> dict[str, float]:
-    """Forward + backward + Adam step on random tensors, with the first ``levers`` of LEVERS[1:] on."""
+def raw_throughput(
+    height: int, width: int, threads: int, batches: int, levers: int, fine_tune_from: str = "stem"
+) -> dict[str, float]:
+    """Forward + backward + Adam step on random tensors, with the first ``levers`` of LEVERS[1:] on
+    (``frozen``: the stages before ``fine_tune_from`` take no gradient, as the workflow trains them)."""
     import torch
     import torch.nn.functional as F
     from torchvision.models import resnet18
 
-    from labelbias.models.model import compact, grey_stem
+    from labelbias.models.model import compact, freeze_before, grey_stem
     from labelbias.models.train import keep_freed_memory
 
     on = set(LEVERS[1 : 1 + levers])
@@ -102,9 +108,14 @@ def raw_throughput(height: int, width: int, threads: int, batches: int, levers: 
     torch.manual_seed(0)
     model = resnet18(num_classes=2)
     model.conv1 = grey_stem(model.conv1, keep_weights=False)
+    frozen = freeze_before(model, fine_tune_from) if "frozen" in on else []
     if "live_taps" in on:
         compact(model, height, width, dense="dense" in on)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused="fused_adam" in on or None)
+    model.train()
+    for module in frozen:
+        module.eval()
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=1e-3, fused="fused_adam" in on or None)
     x = torch.rand(32, 1, height, width)
     y = torch.arange(32) % 2
 
@@ -175,7 +186,9 @@ def raw_on_gpu(height: int, width: int, batches: int) -> dict[str, float]:
     return {"train": best, "dtype": str(dtype).removeprefix("torch.")}
 
 
-def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loading: str = "host") -> dict[str, float]:
+def pipeline(
+    cache_path: str, threads: int, batches: int, val_images: int, loading: str = "host", fine_tune_from: str = "stem"
+) -> dict[str, float]:
     """A warm-up epoch and three timed epochs of `fit`, ``batches`` batches each, with validation passes."""
     from labelbias.data.cache import open_cache
     from labelbias.models.train import TrainSettings, fit
@@ -200,9 +213,12 @@ def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loadi
     train_rows = rows[: n - len(val_rows)]
     settings = TrainSettings(
         epochs=4, batch_size=32, lr=1e-3, lr_schedule="cosine", seed=0, threads=threads,
-        max_batches_per_epoch=batches, loading=loading,
+        max_batches_per_epoch=batches, loading=loading, fine_tune_from=fine_tune_from,
+        init="scratch" if fine_tune_from == "stem" else "backbone",
     )
-    result = fit(cache, train_rows, targets[train_rows], val_rows, targets[val_rows], 2, settings)
+    # Frozen stages need starting weights to keep: a random network's, as a backbone.
+    backbone = None if fine_tune_from == "stem" else initial_weights()
+    result = fit(cache, train_rows, targets[train_rows], val_rows, targets[val_rows], 2, settings, backbone=backbone)
     stop.set()
     sampler.join()
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -213,6 +229,15 @@ def pipeline(cache_path: str, threads: int, batches: int, val_images: int, loadi
         "peak_rss_mb": hwm / 1024,
         "peak_anon_mb": peak_anon[0] / 1024,
     }
+
+
+def initial_weights() -> dict:
+    from labelbias.models.model import initial_model
+
+    import torch
+
+    torch.manual_seed(0)
+    return initial_model(2, "scratch").state_dict()
 
 
 def startup(height: int, width: int, threads: int) -> dict[str, float]:
@@ -253,6 +278,7 @@ def defaults() -> dict[str, int]:
         "height": int(config["preprocess"]["height"]),
         "width": int(config["preprocess"]["width"]),
         "threads": int(config["train"]["threads"]),
+        "fine_tune_from": str(config["train"].get("fine_tune_from", "stem")),
     }
 
 
@@ -264,6 +290,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=default["width"])
     parser.add_argument("--threads", type=int, default=default["threads"])
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--fine-tune-from", default=default["fine_tune_from"],
+                        help="the first stage that trains (train.fine_tune_from)")
     parser.add_argument("--raw", type=int, metavar="LEVERS", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", nargs=2, metavar=("CACHE", "VAL"), help=argparse.SUPPRESS)
     parser.add_argument("--loading", default="host", help=argparse.SUPPRESS)
@@ -274,18 +302,21 @@ def main() -> None:
         print(json.dumps(startup(args.height, args.width, args.threads)))
         return
     if args.raw is not None:
-        print(json.dumps(raw_throughput(args.height, args.width, args.threads, args.batches, args.raw)))
+        print(json.dumps(raw_throughput(args.height, args.width, args.threads, args.batches, args.raw, args.fine_tune_from)))
         return
     if args.raw_gpu:
         print(json.dumps(raw_on_gpu(args.height, args.width, args.batches)))
         return
     if args.pipeline:
-        print(json.dumps(pipeline(args.pipeline[0], args.threads, args.batches, int(args.pipeline[1]), args.loading)))
+        print(json.dumps(pipeline(
+            args.pipeline[0], args.threads, args.batches, int(args.pipeline[1]), args.loading, args.fine_tune_from
+        )))
         return
 
     import torch
 
     size = ["--height", str(args.height), "--width", str(args.width)]
+    stage = ["--fine-tune-from", args.fine_tune_from]
     print(f"machine: {cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores; "
           f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     reference = child("--raw", "0", "--height", "32", "--width", "24", "--threads", "1", "--batches", str(args.batches))
@@ -298,10 +329,14 @@ def main() -> None:
           "(each lever added to the ones above)")
     print(f"{'lever':<14} {'train images/s':>15} {'x plain':>8} {'inference images/s':>19}  what")
     raw = {}
-    for count, lever in enumerate(LEVERS):
-        raw[lever] = child("--raw", str(count), *size, "--threads", str(args.threads), "--batches", str(args.batches))
+    # Freezing is a design choice, not an engine lever: shown when the config (or
+    # --fine-tune-from) freezes a stage, so the pipeline is compared with the same network.
+    levers = LEVERS if args.fine_tune_from != "stem" else LEVERS[:-1]
+    for count, lever in enumerate(levers):
+        raw[lever] = child("--raw", str(count), *size, *stage, "--threads", str(args.threads), "--batches", str(args.batches))
+        what = LEVER_TEXT[lever] + (f" ({args.fine_tune_from})" if lever == "frozen" else "")
         print(f"{lever:<14} {raw[lever]['train']:>15.1f} {raw[lever]['train'] / raw['plain']['train']:>8.2f} "
-              f"{raw[lever]['inference']:>19.1f}  {LEVER_TEXT[lever]}")
+              f"{raw[lever]['inference']:>19.1f}  {what}")
 
     out = ROOT / "bench" / "out" / "train"
     out.mkdir(parents=True, exist_ok=True)
@@ -310,10 +345,10 @@ def main() -> None:
     make_cache(small, args.images, args.height, args.width)
     make_cache(large, 10 * args.images, args.height, args.width)
     runs = {
-        name: child("--pipeline", str(path), "0", *size, "--threads", str(args.threads), "--batches", str(args.batches))
+        name: child("--pipeline", str(path), "0", *size, *stage, "--threads", str(args.threads), "--batches", str(args.batches))
         for name, path in (("N", small), ("10N", large))
     }
-    engine = raw[LEVERS[-1]]["train"]
+    engine = raw[levers[-1]]["train"]
     pipe = runs["N"]["images_per_second"]
     print(f"\ntraining pipeline on the memory-mapped cache (fit, augmentation on): {pipe:.1f} images/s "
           f"(ratio {pipe / engine:.3f} to the raw network with every lever)")
@@ -344,7 +379,7 @@ def main() -> None:
     for loading in ("device", "prefetch", "host"):
         run = child(
             "--pipeline", str(small), "0", *size, "--threads", str(args.threads), "--batches",
-            str(4 * args.batches), "--loading", loading,
+            str(4 * args.batches), "--loading", loading, "--fine-tune-from", "stem",  # as the raw network there
         )
         print(f"pipeline, {loading:<8} path: {run['images_per_second']:.1f} images/s "
               f"(ratio {run['images_per_second'] / gpu['train']:.3f} to the raw network)")
