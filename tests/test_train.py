@@ -29,7 +29,8 @@ from labelbias.models.model import (
     live_taps,
     penultimate,
 )
-from labelbias.models.optim import FusedAdam
+from labelbias.models.optim import FusedAdam, memory_order_views
+from labelbias.models.resnet import MaxPool2d
 from labelbias.models.train import (
     Feeder,
     TrainSettings,
@@ -202,6 +203,90 @@ def test_dense_conv_refuses_a_convolution_that_skips_input_positions():
     cropped_only = compact(model, 32, 24, dense=False)  # what a GPU trains
     assert not any(isinstance(m, DenseConv) for m in model.modules())
     assert {item.name for item in cropped_only} == {"layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"}
+
+
+def _dense_conv_in_the_standard_layout(dense: DenseConv, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """DenseConv's matrix product with the kernel in PyTorch's standard layout (how it ran before)."""
+    out_channels, in_channels = weight.shape[:2]
+    outputs = dense.output_size[0] * dense.output_size[1]
+    per_tap = weight.permute(0, 2, 3, 1).reshape(out_channels, -1, in_channels)
+    matrix = per_tap.index_select(1, dense.taps).reshape(out_channels * outputs, dense.input_positions * in_channels)
+    flat = x.permute(0, 2, 3, 1).reshape(x.shape[0], dense.input_positions * in_channels)
+    return torch.nn.functional.linear(flat, matrix).view(x.shape[0], out_channels, *dense.output_size)
+
+
+@pytest.mark.parametrize("kernel, padding, size", [(3, 1, (2, 2)), (2, 0, (2, 2)), (1, 0, (1, 1))])
+def test_dense_conv_kernel_layout_changes_no_bit_of_outputs_or_gradients(kernel, padding, size):
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(16, 8, kernel, 1, padding, bias=False)
+    standard = conv.weight.detach().clone().requires_grad_(True)
+    dense = DenseConv(conv, size)
+    assert dense.weight.is_contiguous(memory_format=torch.channels_last)  # while a DenseConv holds it
+    assert dense.identity_gather == (kernel != 3)  # the kernel is the matrix: no gather
+    x = torch.randn(5, 16, *size)
+    got, expected = dense(x), _dense_conv_in_the_standard_layout(dense, x, standard)
+    assert torch.equal(got, expected)
+    upstream = torch.randn_like(got)
+    got.backward(upstream)
+    expected.backward(upstream)
+    assert torch.equal(dense.weight.grad, standard.grad)
+    assert dense.weight.grad.is_contiguous(memory_format=torch.channels_last)  # accumulated without a copy
+
+
+def test_expand_gives_the_kernels_their_standard_layout_back():
+    model = build_resnet18(2)
+    cropped = compact(model, 32, 24)
+    assert not model.layer3[1].conv1.weight.is_contiguous()  # channels-last inside DenseConv
+    expand(model, cropped)
+    assert all(tensor.is_contiguous() for tensor in model.state_dict().values())
+
+
+def test_fused_adam_steps_channels_last_parameters_in_place_and_bit_for_bit():
+    torch.manual_seed(2)
+    standard = [torch.randn(6, 4, 3, 3, requires_grad=True), torch.randn(5, requires_grad=True)]
+    channels_last = [
+        standard[0].detach().contiguous(memory_format=torch.channels_last).requires_grad_(True),
+        standard[1].detach().clone().requires_grad_(True),
+    ]
+    optimizers = [FusedAdam(standard, lr=1e-2, weight_decay=1e-3), FusedAdam(channels_last, lr=1e-2, weight_decay=1e-3)]
+    storage = channels_last[0].data_ptr()
+    for step in range(3):
+        upstream = torch.randn(6, 4, 3, 3)
+        for params, optimizer in zip((standard, channels_last), optimizers, strict=True):
+            optimizer.zero_grad()
+            ((params[0] * upstream).sum() + params[1].square().sum() * step).backward()
+            optimizer.step()
+    assert channels_last[0].is_contiguous(memory_format=torch.channels_last) and channels_last[0].data_ptr() == storage
+    for a, b in zip(standard, channels_last, strict=True):
+        assert torch.equal(a, b)
+    state = optimizers[1].state[0]
+    views = memory_order_views(channels_last[0], channels_last[0].grad, state["exp_avg"], state["exp_avg_sq"])
+    assert all(v.dim() == 1 and v.data_ptr() == t.data_ptr() for v, t in zip(views, (channels_last[0], channels_last[0].grad, state["exp_avg"], state["exp_avg_sq"])))
+    # a state saved from standard-layout parameters resumes into channels-last ones
+    resumed = FusedAdam(channels_last, lr=1e-2, weight_decay=1e-3)
+    resumed.load_state_dict(optimizers[0].state_dict())
+    assert resumed.state[0]["exp_avg"].stride() == channels_last[0].stride()
+    assert torch.equal(resumed.state[0]["exp_avg"], optimizers[0].state[0]["exp_avg"])
+    # tensors that disagree in layout are passed as they are (the kernel copies them)
+    odd = memory_order_views(channels_last[0], standard[0])
+    assert odd[0] is channels_last[0] and odd[1] is standard[0]
+
+
+def test_stem_pooling_is_nn_maxpool2d_bit_for_bit_with_ties():
+    torch.manual_seed(3)
+    x = torch.relu(torch.randn(4, 3, 16, 12))
+    x[:, :, :6] = 0.25  # a flat region (an image's background): every window there ties
+    x[:, 1, 8:] = 0.0
+    ours, reference = MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    got, expected = ours(a), reference(b)
+    assert got.is_contiguous() and torch.equal(got, expected)
+    upstream = torch.randn_like(got)
+    got.backward(upstream)
+    expected.backward(upstream)
+    assert torch.equal(a.grad, b.grad)
+    channels_last = x.contiguous(memory_format=torch.channels_last)  # the evaluator's layout: the plain path
+    assert torch.equal(ours(channels_last), expected.detach())
 
 
 def test_expand_restores_the_full_network_with_the_trained_taps():

@@ -35,6 +35,28 @@ TORCH_ADAM_FLAGS = {
 }  # fmt: skip
 
 
+def memory_order_views(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors themselves if contiguous, else 1-D views of their storage in memory order.
+
+    The CPU fused Adam kernel copies every non-contiguous tensor to a contiguous one and
+    back, four tensors per parameter per step (for DenseConv's channels-last kernels,
+    about 5% of a 32x24 step). The update is elementwise, so where all four share their
+    strides and cover their storage densely it may run on the storage in memory order:
+    the same element meets the same elements of the others, and every bit is the same.
+    """
+    first = tensors[0]
+    if all(t.is_contiguous() for t in tensors):
+        return tensors
+    dense = first.numel() > 0 and all(
+        t.stride() == first.stride() and t.shape == first.shape and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+        and t.storage_offset() == 0
+        for t in tensors
+    )
+    if not dense:
+        return tensors
+    return tuple(t.as_strided((t.numel(),), (1,)) for t in tensors)
+
+
 class FusedAdam:
     """``torch.optim.Adam(params, lr, weight_decay=..., fused=True)``, one parameter group.
 
@@ -80,10 +102,9 @@ class FusedAdam:
                     "exp_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format),
                     "exp_avg_sq": torch.zeros_like(parameter, memory_format=torch.preserve_format),
                 }
-            params.append(parameter)
-            grads.append(parameter.grad)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
+            quartet = memory_order_views(parameter, parameter.grad, state["exp_avg"], state["exp_avg_sq"])
+            for tensors, tensor in zip((params, grads, exp_avgs, exp_avg_sqs), quartet, strict=True):
+                tensors.append(tensor)
             steps.append(state["step"])
         if not params:
             return
@@ -115,6 +136,7 @@ class FusedAdam:
             parameter = params[int(index)]
             self.state[int(index)] = {
                 "step": state["step"].to(device=parameter.device, dtype=torch.float32),
-                "exp_avg": state["exp_avg"].to(parameter),
-                "exp_avg_sq": state["exp_avg_sq"].to(parameter),
+                # In the parameter's memory layout, which the fused kernel expects of its moments.
+                "exp_avg": torch.zeros_like(parameter).copy_(state["exp_avg"]),
+                "exp_avg_sq": torch.zeros_like(parameter).copy_(state["exp_avg_sq"]),
             }
