@@ -56,10 +56,10 @@ class DenseConv(nn.Module):
 
     While a DenseConv holds the kernel, the kernel's storage is channels-last
     (out, kh, kw, in): each tap's (out, in) block is then a contiguous slab of the
-    view the matrix is gathered from. In the standard layout that view is strided,
-    and the gather and its gradient's copy back took about 10% of a training step
-    (`make bench`, "dense" row); the values, and so every output and gradient bit,
-    are the same in either layout. :func:`expand` gives the kernel its standard
+    view the matrix is gathered from. In the standard layout that view is strided:
+    the gather and the copy of its gradient back took 3.6 ms per layer3 convolution
+    and step at 32x24 (the profiler; a gather from a contiguous view 0.45 ms). The
+    values, and so every output and gradient bit, are the same in either layout. :func:`expand` gives the kernel its standard
     layout back.
     """
 
