@@ -13,8 +13,9 @@ allocator state or threads never flatter another's.
 3. Levers, at the default input size, threads and frozen stages (config.yaml): the raw network with
    each of the engine's levers added in turn (kernel taps that only see padding
    left out, fused Adam, glibc keeping freed memory, convolutions on tiny inputs as one
-   matrix product, the stem's max-pool computed channels-last; then, where `train.fine_tune_from` or --fine-tune-from freezes the
-   stages before one, that too), ending at the network the workflow trains.
+   matrix product, the stem's max-pool computed channels-last; then, where
+   `train.fine_tune_from` or --fine-tune-from freezes the stages before one, that too),
+   ending at the network the workflow trains.
 4. Pipeline: `labelbias.models.train.fit` on a memory-mapped cache (class-balanced batches
    read from the map, augmentation, the learning-rate schedule): the best of three
    epochs of as many batches as the raw network's runs, after a warm-up epoch; its

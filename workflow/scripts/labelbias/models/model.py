@@ -59,8 +59,8 @@ class DenseConv(nn.Module):
     view the matrix is gathered from. In the standard layout that view is strided:
     the gather and the copy of its gradient back took 3.6 ms per layer3 convolution
     and step at 32x24 (the profiler; a gather from a contiguous view 0.45 ms). The
-    values, and so every output and gradient bit, are the same in either layout. :func:`expand` gives the kernel its standard
-    layout back.
+    values, and so every output and gradient bit, are the same in either layout.
+    :func:`expand` gives the kernel its standard layout back.
     """
 
     def __init__(self, conv: nn.Conv2d, size: tuple[int, int]) -> None:

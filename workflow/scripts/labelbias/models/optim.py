@@ -137,6 +137,6 @@ class FusedAdam:
             self.state[int(index)] = {
                 "step": state["step"].to(device=parameter.device, dtype=torch.float32),
                 # In the parameter's memory layout, which the fused kernel expects of its moments.
-                "exp_avg": torch.zeros_like(parameter).copy_(state["exp_avg"]),
-                "exp_avg_sq": torch.zeros_like(parameter).copy_(state["exp_avg_sq"]),
+                "exp_avg": torch.empty_like(parameter).copy_(state["exp_avg"]),
+                "exp_avg_sq": torch.empty_like(parameter).copy_(state["exp_avg_sq"]),
             }
