@@ -67,6 +67,7 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["detection"].update(filter_by="vote"), "vote"),
         (lambda c: c["image_review"].update(per_cell=0), "per_cell"),
         (lambda c: c["train"].update(fine_tune_from="layer5"), "layer5"),
+        (lambda c: c["separability"].update(seeds=0), "seeds"),
     ],
 )
 def test_schema_errors_name_the_value_or_key(edit, message):
@@ -181,6 +182,9 @@ def test_runs_grid_adds_seeds_and_rates_without_renaming_existing_runs():
 
 def test_separability_runs_cover_perturbations_and_seeds():
     config = load_default()
+    assert config["separability"]["seeds"] == 1 and config["replicates"]["seeds"] == 2
+    assert set(separability_runs(config)) == {"manufacturer", "pseudo_subgroup"}
+    del config["separability"]["seeds"]  # left out: as many seeds as the density models
     config["replicates"]["seeds"] = 1
     assert separability_runs(config) == {"manufacturer": ("manufacturer", "", 0), "pseudo_subgroup": ("pseudo_subgroup", "", 0)}
     config["perturbation"].update(enabled=True, attributes=["race"], list=[{"kind": "lowpass", "strength": 4}])
@@ -189,6 +193,11 @@ def test_separability_runs_cover_perturbations_and_seeds():
     assert runs["race@lowpass4"] == ("race", "lowpass4", 0) and runs["race@seed1"] == ("race", "", 1)
     assert "race@lowpass4@seed1" not in runs  # perturbations use the first seed only
     assert len(runs) == 2 * (2 + 1) + 1
+    # separability.seeds overrides the density models' count, for the classifiers alone
+    config["separability"]["seeds"] = 3
+    runs = separability_runs(config)
+    assert runs["race@seed2"] == ("race", "", 2) and "race@lowpass4@seed1" not in runs
+    assert len(runs) == 3 * (2 + 1) + 1 and len(plan_runs(config)) == len(plan_runs({**config, "separability": {}}))
 
 
 @pytest.mark.parametrize(

@@ -233,6 +233,11 @@ def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
     # all on the first seed (the perturbation grid uses one seed)
     assert planned.count("train_separability") == 2 + 1 + 2
     assert "pretrain_backbone" not in planned and "crossfit" not in planned and "cohort" not in planned
+    # separability.seeds: 1 keeps the density models' second seeds but drops the classifiers'
+    write_config(workdir, {**edited, "separability": {**edited["separability"], "seeds": 1}})
+    one_seed = planned_rules(workdir)
+    assert one_seed.count("train_density") == 5 + 4 and one_seed.count("train_separability") == 1 + 2
+    write_config(workdir, edited)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
 

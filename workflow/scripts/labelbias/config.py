@@ -450,11 +450,12 @@ def separability_runs(config: dict[str, Any]) -> dict[str, tuple[str, str, int]]
     """Subgroup-classifier run -> (attribute, perturbation name or "", replicate).
 
     Every attribute of separability.attributes, plus the perturbation grid's
-    attributes, unperturbed and once per seed; the grid's attributes also under every
+    attributes, unperturbed and once per seed (``separability.seeds``, else
+    ``replicates.seeds``); the grid's attributes also under every
     perturbation, with the first seed only (the grid asks how AUC falls with the
     perturbation's strength, not how it varies between seeds).
     """
-    replicates = int(config["replicates"]["seeds"])
+    replicates = int(config["separability"].get("seeds", config["replicates"]["seeds"]))
     plain = list(dict.fromkeys(config["separability"]["attributes"] + perturbation_attributes(config)))
     runs = classifier_runs(plain, [], replicates)
     perturbed = classifier_runs(perturbation_attributes(config), list(perturbations(config)), 1)
