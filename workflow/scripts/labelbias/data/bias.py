@@ -27,7 +27,7 @@ class BiasSpec:
     split's flips from its own: the rate the scenario names is then the rate the model
     trains on and the threshold is picked with. Over the whole cohort, a 30%
     flip of a minority's 60 training patients left 9 to 21 of them flipped from one
-    seed to the next (README: "Why the default is what it is").
+    seed to the next (docs/design-log.md).
     """
 
     attribute: str | None = None
