@@ -228,6 +228,7 @@ def test_extended_config_turns_every_axis_on_over_the_default():
     runs = plan_runs(config)
     assert "HOLO@rate0.5@seed2" in runs and "GEMS@rate0.1" not in runs
     assert "race@lowpass3" in separability_runs(config)
+    assert "manufacturer@seed2" in separability_runs(config)  # seeds are an axis for the classifiers too
 
 
 def test_study_config_is_valid_and_starts_from_imagenet():
