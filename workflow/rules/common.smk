@@ -4,8 +4,24 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+
+def workflow_root():
+    """The repository holding these rules: the main workflow's folder, or the clone a
+    `module` statement names (workflow.basedir is the *using* workflow's folder there).
+    """
+    rules_folder = workflow.current_basedir.get_path_or_uri(secret_free=True)
+    if not Path(rules_folder).is_dir():
+        sys.exit(
+            f"labelbias: the rules were read from {rules_folder}, not a local folder; the "
+            "workflow imports its Python package from its own clone, so use it as a module "
+            "from a local clone: point 'snakefile:' at the clone's Snakefile (docs/deploy.md)"
+        )
+    return Path(rules_folder).parents[1]
+
+
+WORKFLOW_ROOT = workflow_root()
 # The learning code is one importable package next to the scripts.
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+sys.path.insert(0, str(WORKFLOW_ROOT / "workflow" / "scripts"))
 
 from labelbias.data.bias import scenario_seed  # noqa: E402
 from labelbias.config import (  # noqa: E402
@@ -34,9 +50,7 @@ from labelbias.schema import check_schema, config_error_text  # noqa: E402
 # A bad config stops the run before any job, one line per problem naming the key,
 # without Snakemake's traceback or jsonschema's dump of the schema and config.
 try:
-    check_schema(
-        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-    )
+    check_schema(config, WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml")
     apply_source_defaults(config)
     validate(config, schema="../schemas/config.schema.yaml", set_default=True)
     check_config(config)
@@ -282,9 +296,7 @@ def audit_inputs(wildcards):
 def front_page_inputs(wildcards):
     """What the report's front page shows: findings, Table 2, Fig. 1, and the audit when on."""
     inputs = {
-        "description": str(
-            Path(workflow.basedir) / "workflow" / "report" / "workflow.rst"
-        ),
+        "description": str(WORKFLOW_ROOT / "workflow" / "report" / "workflow.rst"),
         "findings": "results/eval/findings.tsv",
         "table2": "results/eval/table2.tsv",
         "table2_html": "results/eval/table2.html",

@@ -216,7 +216,7 @@ rule provenance:
         **cpu_job(mem_mb=1000, runtime=5),
     params:
         config=config,
-        repo=workflow.basedir,
+        repo=str(WORKFLOW_ROOT),
     script:
         "../scripts/provenance.py"
 
