@@ -25,7 +25,12 @@ from workflow_helpers import ROOT, run_ok, snakemake
 OVERRIDES = {
     "data": {
         "source": "synthetic",
-        "synthetic": {"seed": 4, "patients": 12, "matrix_scale": 1.0, "jpeg2000_share": 0.15},
+        "synthetic": {
+            "seed": 4, "patients": 12, "matrix_scale": 1.0, "jpeg2000_share": 0.15,
+            # the generator's settings this test was written with (the schema's defaults before config.yaml's)
+            "vendor_mix": {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20},
+            "density_spread": 0.075,
+        },
     },
     "cohort": {"split": {"train": 0.5, "val": 0.25, "test": 0.25}, "stratify": ["label"]},
     "preprocess": {"shards": 2},

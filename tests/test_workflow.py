@@ -280,8 +280,11 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_run):
-    config = {**TINY, "scenarios": {"clean": {}}, "separability": {"attributes": [], "bootstrap": 10},
-              "train": {"epochs": 4, "batch_size": 16}, "probe": {"attributes": ["manufacturer"]}}
+    config = {**TINY, "scenarios": {"clean": {}},
+              "separability": {"attributes": [], "bootstrap": 10, "images_per_epoch": 0},
+              "train": {"epochs": 4, "batch_size": 16, "lr": 0.001, "lr_schedule": "constant",
+                        "select_epoch": "best_val_auc"},
+              "probe": {"attributes": ["manufacturer"]}}
     reference = run_ok(tmp_path / "reference", config)
 
     workdir = tmp_path / "killed"
@@ -423,6 +426,10 @@ def _embed_config(embed_dir: Path, max_unreadable: float) -> dict:
         "backbone": {"init": "imagenet"},
         "preprocess": {"height": 32, "width": 24, "shards": 2, "max_unreadable_fraction": max_unreadable},
         "scenarios": {"clean": {}, "HOLO": {"attribute": "manufacturer", "subgroup": "HOLO"}},
+        # The recipe these tests were written with (the schema's defaults before they became config.yaml's).
+        "train": {"epochs": 4, "lr": 0.001, "lr_schedule": "constant", "select_epoch": "best_val_auc"},
+        "separability": {"images_per_epoch": 0},
+        "replicates": {"seeds": 1},
     }
 
 
