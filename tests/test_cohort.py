@@ -81,8 +81,13 @@ def test_conflicting_duplicate_metadata_rows_are_an_error(embed_tables_paths, tm
 
 def test_no_image_left_is_a_clear_error(embed_tables_paths):
     tables = read_embed_tables(*embed_tables_paths)
-    with pytest.raises(DataQualityError, match="no image is left after the cohort filters"):
+    with pytest.raises(DataQualityError, match=r"metadata.* / .*clinical.*: no image is left after the filters") as raised:
         select_images(tables, CohortFilters(vendors={"SIEMENS": "SIEM"}))
+    # The job stops before its filter log is written, so the message carries the log:
+    # the step that emptied the cohort shows as the first with 0 images.
+    steps = str(raised.value).splitlines()[1:]
+    emptied = next(line for line in steps if line.split()[0] == "0")
+    assert "Manufacturer in SIEMENS" in emptied and steps[0].split()[0] != "0"
 
 
 def test_table1_counts_vendor_by_density(selected):

@@ -2,7 +2,7 @@
 
 Each bias scenario is classed by its target subgroup: *not separable* (its
 classifier's one-vs-rest AUC is below the separability threshold), a *separable
-minority* or a *separable majority* (more than half of the attribute's test images).
+minority* or a *separable majority* (more than half of the attribute's images in the cohort).
 The study then predicts:
 
 (a) not separable: with the clean-label threshold no subgroup's TPR moves

@@ -104,7 +104,7 @@ def front_page(
         f"{held} of {len(findings)} of the study's findings hold in this run "
         "(a change counts when it is at least ``evaluation.min_tpr_change`` for a TPR, "
         "``min_fpr_change`` or, if smaller, ``min_fpr_change_relative`` of the clean value for an FPR, "
-        "and its 95% paired patient-bootstrap interval excludes 0; details: findings.tsv_).",
+        "and its 95% bootstrap interval (over the test patients, and the seeds when there are several) excludes 0; details: findings.tsv_).",
         "",
         *[f"- {line}" for line in finding_lines(findings, table2, targets)],
         "",

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .embed import MERGE_KEYS, EmbedTables
 from ..errors import DataQualityError, InputTableError
-from .table import canonical
+from .table import canonical, nothing_left_error
 
 DENSITY_LETTERS = {1: "A", 2: "B", 3: "C", 4: "D"}
 POSITIVE_DENSITIES = ("C", "D")
@@ -132,9 +132,8 @@ def select_images(
     merged = merged.sort_values([image_column, *MERGE_KEYS], kind="stable").drop_duplicates(image_column)
     log.append(_counts("one row per image", merged, image_column))
     if merged.empty:
-        raise DataQualityError(
-            "no image is left after the cohort filters; see the filter log for the step that removed them"
-        )
+        sources = [tables.metadata.attrs.get("source", "metadata table"), tables.clinical.attrs.get("source", "clinical table")]
+        raise nothing_left_error(" / ".join(sources), log)
 
     images = pd.DataFrame(
         {

@@ -439,7 +439,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 def resize_and_pad(
     image: np.ndarray, height: int, width: int, full_shape: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """Aspect-preserving resize into height x width; pad right and bottom-centred with 0.
+    """Aspect-preserving resize into height x width, placed against the left edge (where
+    alignment puts the chest wall) and centred vertically; the rest is 0.
 
     ``full_shape``: the (rows, cols) the image had before a reader reduced it; the breast
     then gets the size the full-resolution image would give it (a reduced image's

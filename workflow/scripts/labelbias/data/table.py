@@ -161,7 +161,7 @@ def _require(frame: pd.DataFrame, columns: dict[str, str], source: str) -> None:
     for column, key in columns.items():
         if column and column not in frame.columns:
             raise InputTableError(
-                f"{source}: no column {column!r} (config key {key}); the table has {', '.join(frame.columns)}"
+                f"{source}: no column {column!r} (config key {key}); the table has {', '.join(c for c in frame.columns if c != LINE)}"
             )
 
 
@@ -249,6 +249,13 @@ def attribute_values(frame: pd.DataFrame, name: str, spec: TableAttribute, sourc
     return binned.astype(object).where(binned.notna(), spec.other).astype(str)
 
 
+def nothing_left_error(name: str, log: list[dict[str, object]]) -> DataQualityError:
+    """The error for filters that leave no image, with the filter log in it: the job
+    stops before the log is written, and the step that emptied the cohort is the clue."""
+    steps = "\n  ".join(f"{entry['images']:>8} images, {entry['patients']:>7} patients after {entry['step']}" for entry in log)
+    return DataQualityError(f"{name}: no image is left after the filters:\n  {steps}")
+
+
 def _counts(step: str, frame: pd.DataFrame) -> dict[str, object]:
     return {"step": step, "rows": len(frame), "images": frame["image_path"].nunique(), "patients": frame["patient_id"].nunique()}
 
@@ -301,7 +308,7 @@ def select_table_images(frame: pd.DataFrame, source: TableSource) -> tuple[pd.Da
     rows = rows.loc[(rows["image_path"] != "") & (rows["patient_id"] != "")]
     log.append(_counts("image path and patient present", rows))
     if rows.empty:
-        raise DataQualityError(f"{name}: no image is left after the filters; see the filter log")
+        raise nothing_left_error(name, log)
 
     exact = rows.drop(columns=[LINE]).duplicated(keep="first")
     rows = rows.loc[~exact]
