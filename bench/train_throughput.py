@@ -360,8 +360,8 @@ def main() -> None:
         print(f"{name:>6} {n:>8} {megabytes:>9.0f} {int(run['val_images']):>9} {run['peak_rss_mb']:>12.0f} "
               f"{run['peak_anon_mb']:>13.0f}")
 
-    # Every training job is a fresh process: what it spends before training is paid 15
-    # times in the default run (backbone, ten density models, four subgroup classifiers).
+    # Every training job is a fresh process: what it spends before training is paid 13
+    # times in the default run (backbone, ten density models, two subgroup classifiers).
     starts = [child("--startup", *size, "--threads", str(args.threads)) for _ in range(3)]
     best = {key: min(start[key] for start in starts) for key in starts[0]}
     print(f"\ntraining job start-up in a fresh process (best of 3): import torch {best['import_torch']:.2f} s, "
