@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import re
 import shutil
 import subprocess
 
 import pandas as pd
 
-from workflow_helpers import snakemake
+from workflow_helpers import ROOT, snakemake
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The README's picture of the report is taken with the same browser flags.
+_screenshot_spec = importlib.util.spec_from_file_location("report_screenshot", ROOT / "docs/scripts/report_screenshot.py")
+report_screenshot = importlib.util.module_from_spec(_screenshot_spec)
+_screenshot_spec.loader.exec_module(report_screenshot)
+CHROMIUM_FLAGS = report_screenshot.HEADLESS_FLAGS
 
 
 def chromium() -> str:

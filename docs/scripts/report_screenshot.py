@@ -22,6 +22,17 @@ from pathlib import Path
 # start of Table 2, which is what a reader sees before scrolling.
 WINDOW = (1280, 1100)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A headless browser with nothing of its own to fetch (the report is one self-contained file);
+# tests/test_report.py opens the report with the same flags.
+HEADLESS_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium() -> str:
@@ -39,13 +50,7 @@ def screenshot(report: Path, target: Path, window: tuple[int, int] = WINDOW) -> 
         partial = Path(scratch) / "shot.png"
         command = [
             chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             "--hide-scrollbars",
             f"--user-data-dir={Path(scratch) / 'profile'}",
             # Time for the report's scripts to build the page before the picture is taken.
