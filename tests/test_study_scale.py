@@ -18,9 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pydicom
+import pytest
 import yaml
 
 from workflow_helpers import ROOT, run_ok, snakemake
+
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake jobs
 
 OVERRIDES = {
     "data": {
@@ -34,7 +37,7 @@ OVERRIDES = {
     },
     "cohort": {"split": {"train": 0.5, "val": 0.25, "test": 0.25}, "stratify": ["label"]},
     "preprocess": {"shards": 2},
-    "backbone": {"init": "scratch"},
+    "backbone": {"init": "scratch", "holdout": 0.25, "epochs": 5},  # as written (the old schema defaults)
     "detection": {"model": "finetune", "folds": 2, "epochs": 1},
     "train": {"epochs": 1, "batch_size": 8, "threads": 1},
     "separability": {"bootstrap": 20},
