@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from labelbias.data import synthetic  # noqa: E402
+from labelbias.schema import schema_defaults  # noqa: E402
 from labelbias.data.imaging import (  # noqa: E402
     PreprocessSettings,
     cache_agreement,
@@ -68,10 +69,10 @@ def write_files(out: Path, per_kind: int) -> list[tuple[str, Path]]:
         listed = [(kind, Path(path)) for kind, path in json.loads(index.read_text())]
         if len(listed) == per_kind * len(KINDS) and all(path.exists() for _, path in listed):
             return listed
-    settings = synthetic.SyntheticSettings(
-        seed=11, patients=40 * per_kind, matrix_scale=1.0, jpeg2000_share=0.5,
-        vendor_mix={"HOLOGIC, Inc.": 0.5, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.25},
-    )
+    settings = synthetic.settings_from_config({
+        **schema_defaults()["data"]["synthetic"], "seed": 11, "patients": 40 * per_kind, "matrix_scale": 1.0,
+        "jpeg2000_share": 0.5, "vendor_mix": {"HOLOGIC, Inc.": 0.5, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.25},
+    })
     _, _, jobs = synthetic.plan_dataset(settings)
     files: list[tuple[str, Path]] = []
     started = time.perf_counter()

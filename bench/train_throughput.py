@@ -13,7 +13,7 @@ allocator state or threads never flatter another's.
 3. Levers, at the default input size, threads and frozen stages (config.yaml): the raw network with
    each of the engine's levers added in turn (kernel taps that only see padding
    left out, fused Adam, glibc keeping freed memory, convolutions on tiny inputs as one
-   matrix product, the stem's max-pool computed channels-last; then, where
+   matrix product; then, where
    `train.fine_tune_from` or --fine-tune-from freezes the stages before one, that too),
    ending at the network the workflow trains.
 4. Pipeline: `labelbias.models.train.fit` on a memory-mapped cache (class-balanced batches
@@ -54,16 +54,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 SLOW_MACHINE_REFERENCE = 55.0  # images/s of the reference network on the project's slow machine
-LEVERS = ("plain", "live_taps", "fused_adam", "allocator", "dense", "pool", "frozen")
+LEVERS = ("plain", "live_taps", "fused_adam", "allocator", "dense", "frozen")
 LEVER_TEXT = {
     "plain": "torchvision's network, stock Adam",
     "live_taps": "+ kernel taps that only see padding left out (model.compact)",
-    "fused_adam": "+ fused Adam (optim.FusedAdam)",
+    "fused_adam": "+ fused Adam (torch.optim.Adam(fused=True))",
     "allocator": "+ glibc keeps freed blocks (train.keep_freed_memory)",
     "dense": "+ convolutions that read every input position as one matrix product (model.DenseConv)",
-    "pool": "+ the stem's max-pool forward pass channels-last (resnet.MaxPool2d)",
     "frozen": "+ the stages before train.fine_tune_from kept at their starting weights (model.freeze_before)",
 }
+
+
+def settings_with(**changes: object) -> object:
+    """A density model's training settings from the schema's defaults, with ``changes``."""
+    from dataclasses import replace
+
+    from labelbias.config import train_settings
+    from labelbias.models.train import TrainSettings
+    from labelbias.schema import schema_defaults
+
+    return replace(TrainSettings(**train_settings(schema_defaults())), **{"init": "scratch", "seed": 0, **changes})
 
 
 def cpu_model() -> str:
@@ -100,9 +110,8 @@ def raw_throughput(
     import torch.nn.functional as F
     from torchvision.models import resnet18
 
-    from labelbias.models.model import compact, freeze_before, grey_stem
-    from labelbias.models.optim import FusedAdam
-    from labelbias.models.resnet import MaxPool2d
+    from labelbias.models.cpu_engine import compact
+    from labelbias.models.model import freeze_before, grey_stem
     from labelbias.models.train import keep_freed_memory
 
     on = set(LEVERS[1 : 1 + levers])
@@ -112,8 +121,6 @@ def raw_throughput(
     torch.manual_seed(0)
     model = resnet18(num_classes=2)
     model.conv1 = grey_stem(model.conv1, keep_weights=False)
-    if "pool" in on:
-        model.maxpool = MaxPool2d(kernel_size=3, stride=2, padding=1)
     frozen = freeze_before(model, fine_tune_from) if "frozen" in on else []
     if "live_taps" in on:
         compact(model, height, width, dense="dense" in on)
@@ -121,8 +128,7 @@ def raw_throughput(
     for module in frozen:
         module.eval()
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    # The workflow's own Adam: torch.optim's fused kernel, on channels-last kernels without copies.
-    optimizer = FusedAdam(trained, lr=1e-3) if "fused_adam" in on else torch.optim.Adam(trained, lr=1e-3)
+    optimizer = torch.optim.Adam(trained, lr=1e-3, fused="fused_adam" in on or None)
     x = torch.rand(32, 1, height, width)
     y = torch.arange(32) % 2
 
@@ -198,7 +204,7 @@ def pipeline(
 ) -> dict[str, float]:
     """A warm-up epoch and three timed epochs of `fit`, ``batches`` batches each, with validation passes."""
     from labelbias.data.cache import open_cache
-    from labelbias.models.train import TrainSettings, fit
+    from labelbias.models.train import fit
 
     peak_anon = [0]
     stop = threading.Event()
@@ -218,9 +224,9 @@ def pipeline(
     targets = rows % 2
     val_rows = rows[-min(val_images, n // 5) :] if val_images else rows[-(n // 5) :]
     train_rows = rows[: n - len(val_rows)]
-    settings = TrainSettings(
+    settings = settings_with(
         epochs=4, batch_size=32, lr=1e-3, lr_schedule="cosine", seed=0, threads=threads,
-        max_batches_per_epoch=batches, loading=loading, fine_tune_from=fine_tune_from,
+        max_batches_per_epoch=batches, loading=loading, fine_tune_from=fine_tune_from, select_epoch="best_val_auc",
     )
     # Frozen random stages cost what frozen backbone stages do: no backbone needed to time them.
     result = fit(cache, train_rows, targets[train_rows], val_rows, targets[val_rows], 2, settings)
@@ -244,14 +250,14 @@ def startup(height: int, width: int, threads: int) -> dict[str, float]:
     import torch
 
     imported_torch = time.perf_counter()
-    from labelbias.models.train import TrainSettings, fit
+    from labelbias.models.train import fit
 
     imported_package = time.perf_counter()
     rng = np.random.default_rng(0)
     cache = rng.integers(0, 60000, size=(64, height, width), dtype=np.uint16)
     targets = np.arange(64) % 2
     empty = np.zeros(0, dtype=np.int64)
-    fit(cache, np.arange(64), targets, empty, empty, 2, TrainSettings(epochs=1, batch_size=32, threads=threads))
+    fit(cache, np.arange(64), targets, empty, empty, 2, settings_with(epochs=1, batch_size=32, threads=threads))
     done = time.perf_counter()
     return {
         "import_torch": imported_torch - started,

@@ -13,8 +13,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import workflow_helpers  # noqa: E402
 from dicom_factory import write_mammogram  # noqa: E402
 from workflow_helpers import TINY, run_ok  # noqa: E402
+
+# Fixtures that run the workflow: a test that uses one is a workflow test.
+WORKFLOW_FIXTURES = {"tiny_run"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workflow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before the test's fixtures are set up, so a session fixture that runs jobs is checked too.
+    workflow_helpers.current_test_may_run_jobs = item.get_closest_marker("workflow") is not None
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "embed_small"
 

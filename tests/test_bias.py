@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from labelbias.config import scenario_bias
 from labelbias.data.bias import BiasSpec, inject_bias, scenario_seed
 from labelbias.data.cohort import build_cohort
 from labelbias.errors import DataQualityError
+from labelbias.schema import schema_defaults
+
+# The default config's clean run as the label job gets it (no flips), with seed 0.
+CLEAN = replace(BiasSpec(**scenario_bias(schema_defaults(), "clean")), seed=0)
+
+
+def bias_spec(**fields: object) -> BiasSpec:
+    """The default bias (the schema's: 30% of class C patients to label 0) of a scenario given by ``fields``."""
+    return replace(CLEAN, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +44,7 @@ def _merged(cohort, labels):
 
 @pytest.mark.parametrize("attribute,subgroup", [("manufacturer", "FUJI"), ("manufacturer", "HOLO"), ("pseudo_subgroup", "PS1")])
 def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, attribute, subgroup):
-    spec = BiasSpec(attribute=attribute, subgroup=subgroup, rate=0.3, classes=("C",), seed=4)
+    spec = bias_spec(attribute=attribute, subgroup=subgroup, rate=0.3, classes=("C",), seed=4)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged[attribute] == subgroup) & (merged["density"] == "C")]
     flipped = merged[merged["flipped"] == 1]
@@ -57,7 +69,7 @@ def test_patient_mode_flips_exactly_rounded_share_of_eligible_patients(cohort, a
 @pytest.mark.parametrize("mode", ["patient", "image"])
 def test_whole_cohort_flips_the_rate_overall_not_per_split(cohort, mode):
     """per_split off: the reference's draw over the whole table; the split counts then vary with the seed."""
-    spec = BiasSpec(attribute="manufacturer", subgroup="FUJI", rate=0.3, mode=mode, per_split=False, seed=4)
+    spec = bias_spec(attribute="manufacturer", subgroup="FUJI", rate=0.3, mode=mode, per_split=False, seed=4)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged["manufacturer"] == "FUJI") & (merged["density"] == "C")]
     unit = "patient_id" if mode == "patient" else "image_id"
@@ -71,13 +83,13 @@ def test_whole_cohort_flips_the_rate_overall_not_per_split(cohort, mode):
 
 
 def test_clean_scenario_flips_nothing(cohort):
-    labels = inject_bias(cohort, BiasSpec())
+    labels = inject_bias(cohort, bias_spec())
     assert labels["flipped"].sum() == 0 and labels["label_biased"].equals(labels["label_clean"])
     assert list(labels.columns) == ["image_id", "label_clean", "label_biased", "flipped"]
 
 
 def test_image_mode_flips_rounded_share_of_images(cohort):
-    spec = BiasSpec(attribute="manufacturer", subgroup="GEMS", rate=0.25, classes=("C", "D"), mode="image", seed=2)
+    spec = bias_spec(attribute="manufacturer", subgroup="GEMS", rate=0.25, classes=("C", "D"), mode="image", seed=2)
     merged = _merged(cohort, inject_bias(cohort, spec))
     eligible = merged[(merged["manufacturer"] == "GEMS") & merged["density"].isin(["C", "D"])]
     assert merged["flipped"].sum() == round(0.25 * len(eligible))
@@ -88,32 +100,32 @@ def test_image_mode_flips_rounded_share_of_images(cohort):
 
 
 def test_flip_direction_zero_to_one(cohort):
-    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=0.5, classes=("B",), from_label=0, seed=1)
+    spec = bias_spec(attribute="manufacturer", subgroup="HOLO", rate=0.5, classes=("B",), from_label=0, seed=1)
     merged = _merged(cohort, inject_bias(cohort, spec))
     flipped = merged[merged["flipped"] == 1]
     assert len(flipped) > 0 and (flipped["label_biased"] == 1).all() and set(flipped["density"]) == {"B"}
 
 
 def test_seeded_and_scenario_specific(cohort):
-    spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO"))
+    spec = bias_spec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO"))
     assert inject_bias(cohort, spec).equals(inject_bias(cohort, spec))
-    other = BiasSpec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO_rate30"))
+    other = bias_spec(attribute="manufacturer", subgroup="HOLO", seed=scenario_seed(2025, "HOLO_rate30"))
     assert not inject_bias(cohort, spec)["flipped"].equals(inject_bias(cohort, other)["flipped"])
     assert scenario_seed(2025, "HOLO") == scenario_seed(2025, "HOLO")  # stable across processes
 
 
 def test_empty_or_unknown_subgroup_is_a_clear_error(cohort):
     with pytest.raises(DataQualityError, match="subgroup 'SIEM' of attribute 'manufacturer' has no image"):
-        inject_bias(cohort, BiasSpec(attribute="manufacturer", subgroup="SIEM"))
+        inject_bias(cohort, bias_spec(attribute="manufacturer", subgroup="SIEM"))
     with pytest.raises(DataQualityError, match="bias attribute 'scanner' is not a cohort column"):
-        inject_bias(cohort, BiasSpec(attribute="scanner", subgroup="X"))
+        inject_bias(cohort, bias_spec(attribute="scanner", subgroup="X"))
 
 
 @pytest.mark.parametrize("mode", ["patient", "image"])
 def test_higher_rates_flip_a_superset_with_the_same_seed(cohort, mode):
     flipped = {}
     for rate in (0.1, 0.3, 0.5, 1.0):
-        spec = BiasSpec(attribute="manufacturer", subgroup="HOLO", rate=rate, mode=mode, seed=11)
+        spec = bias_spec(attribute="manufacturer", subgroup="HOLO", rate=rate, mode=mode, seed=11)
         flipped[rate] = set(cohort.loc[inject_bias(cohort, spec)["flipped"].to_numpy() == 1, "image_id"])
     assert flipped[0.1] <= flipped[0.3] <= flipped[0.5] <= flipped[1.0]
     assert len(flipped[0.1]) < len(flipped[0.5])
@@ -134,3 +146,14 @@ def test_allocation_keeps_small_strata_flips_and_nests():
         assert sum(counts.values()) == total and all(counts[s] >= previous[s] for s in sizes)  # nested
         assert all(counts[s] <= sizes[s] for s in sizes)
         previous = counts
+
+
+def test_the_schema_offers_exactly_the_registered_modes():
+    from labelbias.data.bias import BIAS_MODES
+    from labelbias.schema import load_schema
+
+    schema = load_schema()
+    scenario = schema["properties"]["scenarios"]["additionalProperties"]
+    scenario = schema["definitions"][scenario["$ref"].rsplit("/", 1)[-1]] if "$ref" in scenario else scenario
+    assert schema["properties"]["bias"]["properties"]["mode"]["enum"] == list(BIAS_MODES)
+    assert scenario["properties"]["mode"]["enum"] == list(BIAS_MODES)

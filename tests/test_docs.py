@@ -203,6 +203,7 @@ def test_citation_file_cites_the_study():
     assert catalog["usage"]["report"] is True
 
 
+@pytest.mark.workflow
 def test_the_workflow_runs_as_a_module_of_another_workflow(tmp_path):
     """A `module` statement pointing at a local clone plans the same jobs and runs them."""
     write_config(tmp_path, TINY)

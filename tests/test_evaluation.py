@@ -85,7 +85,7 @@ def test_patient_bootstrap_narrows_with_more_patients():
         patients = np.repeat(np.arange(n), 4)
         labels = np.ones(len(patients), dtype=int)
         predicted = np.repeat(rng.random(n) < 0.9, 4)
-        (low, high), _ = bootstrap_rates(labels, predicted, patients, 500, np.random.default_rng(1))
+        low, high = bootstrap_rates(labels, predicted, patients, 500, np.random.default_rng(1))["tpr"]
         return high - low
 
     assert width(400) < width(50)
@@ -320,14 +320,20 @@ def test_a_low_fpr_falls_by_a_share_of_itself_and_a_high_one_by_the_absolute_min
     assert gems_holds(0.030, -0.012, EffectSizes(min_fpr_change_relative=1.0)) == "no"
 
 
-def test_pc1_density_is_scipys_gaussian_kde():
-    from scipy.stats import gaussian_kde
+def test_a_new_count_metric_is_one_entry_in_each_table(monkeypatch):
+    """PPV (true positives over predicted positives) added to the two tables reaches the
+    per-patient counts, the bootstrap and the seed summaries without other code."""
+    from labelbias.analysis import evaluation
 
-    from labelbias.analysis.plots import gaussian_kde_1d
-
-    rng = np.random.default_rng(3)
-    for values in (rng.normal(size=7), np.concatenate([rng.normal(-2, 0.3, 900), rng.normal(1, 1.5, 9000)])):
-        grid = np.linspace(values.min() - 6, values.max() + 6, 400)  # wide enough to hold the mass
-        ours = gaussian_kde_1d(values, grid, chunk=1000)  # several chunks for the large sample
-        np.testing.assert_allclose(ours, gaussian_kde(values)(grid), rtol=1e-9, atol=1e-12)
-        assert abs(np.trapezoid(ours, grid) - 1.0) < 0.01
+    monkeypatch.setitem(evaluation.IMAGE_COUNTS, "predicted", lambda labels, predicted: predicted)
+    monkeypatch.setitem(evaluation.COUNT_METRICS, "ppv", ("tp", "predicted"))
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    predicted = np.array([1, 1, 0, 1, 0, 0, 0, 1], dtype=bool)
+    assert evaluation.rates(labels, predicted)["ppv"] == 3 / 4
+    patients = np.arange(8) // 2
+    low, high = evaluation.bootstrap_rates(labels, predicted, patients, 200, np.random.default_rng(0))["ppv"]
+    assert 0 <= low <= 0.75 <= high <= 1
+    counts = evaluation.patient_counts(labels, predicted, patients)
+    assert list(counts.columns) == ["patient_id", "tp", "pos", "fp", "neg", "predicted"]
+    result = evaluation.compare_to_baseline([counts], [counts], 50, np.random.default_rng(0))
+    assert result["ppv"] == 0.75 and result["ppv_change"] == 0.0 and "ppv_change_ci_low" in result

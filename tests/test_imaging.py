@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import ndimage
 
 from dicom_factory import phantom, write_mammogram
+from workflow_helpers import synthetic_settings
 from labelbias.errors import ImageReadError
 from labelbias.data.imaging import (
     PreprocessSettings,
     box_reduce,
     breast_mask,
     cache_agreement,
-    fill_holes,
     load_for_cache,
     preprocess,
     read_dicom,
@@ -76,13 +75,6 @@ def test_truncated_dicom_names_its_path(tmp_path):
 def test_missing_file_names_its_path(tmp_path):
     with pytest.raises(ImageReadError, match=r"gone\.dcm: file not found"):
         read_dicom(tmp_path / "gone.dcm")
-
-
-def test_fill_holes_is_scipys():
-    rng = np.random.default_rng(5)
-    for _ in range(20):
-        mask = ndimage.binary_opening(rng.random((60, 45)) < 0.6)
-        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
 
 
 def test_mask_keeps_breast_and_drops_marker():
@@ -191,7 +183,7 @@ def hard_case(tmp_path, manufacturer, jpeg2000):
     """A generator image at a quarter of the real matrix, with a label, a skin line and an edge-cut breast."""
     from labelbias.data import synthetic
 
-    settings = synthetic.SyntheticSettings(seed=3, patients=12, matrix_scale=0.25, jpeg2000_share=0.5)
+    settings = synthetic_settings(seed=3, patients=12, matrix_scale=0.25, jpeg2000_share=0.5)
     _, _, jobs = synthetic.plan_dataset(settings)
     job = next(
         j for j in jobs if j.manufacturer == manufacturer and j.jpeg2000 == jpeg2000 and j.image_type == "2D"

@@ -9,8 +9,11 @@ import shutil
 import subprocess
 
 import pandas as pd
+import pytest
 
 from workflow_helpers import ROOT, snakemake
+
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake jobs
 
 # The README's picture of the report is taken with the same browser flags.
 _screenshot_spec = importlib.util.spec_from_file_location("report_screenshot", ROOT / "docs/scripts/report_screenshot.py")

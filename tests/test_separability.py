@@ -13,7 +13,6 @@ from labelbias.analysis.separability import (
     probe_subgroup_information,
     separability_table,
     shrinkage_lda_probabilities,
-    stratified_group_folds,
 )
 from labelbias.models.metrics import auc, macro_ovr_auc, weighted_auc
 
@@ -142,43 +141,3 @@ def test_probe_on_fewer_patients_than_folds_uses_one_fold_per_patient():
     assert len(table) and table["auc"].between(0, 1).all()
     single = few[few["patient_id"] == few["patient_id"].iloc[0]]
     assert probe_subgroup_information(features[: len(single)], single, ["pseudo_subgroup"]).empty
-
-
-@pytest.mark.filterwarnings("ignore:The least populated class")  # scikit-learn on rare classes, as intended
-@pytest.mark.parametrize("case", range(40))
-def test_stratified_group_folds_are_scikit_learns(case):
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    rng = np.random.default_rng(100 + case)
-    n_groups = int(rng.integers(5, 120))
-    n_classes = int(rng.integers(2, 5))
-    images_per_group = rng.integers(1, 7, n_groups)
-    groups = np.repeat(rng.permutation(n_groups) * 7 + 3, images_per_group)  # ids neither 0-based nor sorted
-    # Patients lean to one class, as a vendor's images do; some classes are rare.
-    leaning = rng.integers(0, n_classes, n_groups)
-    y = np.where(rng.random(len(groups)) < 0.7, np.repeat(leaning, images_per_group), rng.integers(0, n_classes, len(groups)))
-    n_splits = int(rng.integers(2, min(6, n_groups) + 1))
-    seed = int(rng.integers(0, 1000))
-    reference = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups)
-    ours = stratified_group_folds(y, groups, n_splits, seed)
-    assert len(ours) == n_splits
-    for (train, test), (train_ref, test_ref) in zip(ours, reference, strict=True):
-        np.testing.assert_array_equal(test, test_ref)
-        np.testing.assert_array_equal(train, train_ref)
-
-
-def test_stratified_group_folds_keep_patients_whole_and_cover_every_image():
-    groups = np.repeat(np.arange(30), 3)
-    y = np.tile([0, 1, 1], 30)
-    folds = stratified_group_folds(y, groups, 4, seed=1)
-    tests = np.concatenate([test for _, test in folds])
-    assert sorted(tests) == list(range(90))
-    for train, test in folds:
-        assert not set(groups[train]) & set(groups[test])
-
-
-def test_stratified_group_folds_refuse_more_folds_than_groups_or_members():
-    with pytest.raises(ValueError, match="greater than the number of groups: 3"):
-        stratified_group_folds(np.array([0, 0, 0, 0, 1, 1]), np.array([1, 1, 2, 2, 3, 3]), 4, seed=0)
-    with pytest.raises(ValueError, match="number of members in each class"):
-        stratified_group_folds(np.array([0, 1, 0, 1]), np.arange(4), 3, seed=0)

@@ -15,17 +15,17 @@ from labelbias.data.embed import read_embed_tables
 from labelbias.data.imaging import PreprocessSettings, preprocess
 from labelbias.data import synthetic
 from labelbias.data.synthetic import (
-    SyntheticSettings,
     oracle_summary,
     plan_dataset,
     render_display,
     write_dicom,
     write_images,
 )
+from workflow_helpers import synthetic_settings
 
 VENDORS = {"HOLOGIC, Inc.": "HOLO", "GE MEDICAL SYSTEMS": "GEMS", "FUJIFILM Corporation": "FUJI"}
-SMALL = SyntheticSettings(patients=150, seed=11, male_share=0.05, two_density_share=0.1, spot_mag_share=0.2,
-                          cview_share=0.3, extra_view_share=0.2, roi_share=0.2, other_vendor_share=0.08)
+SMALL = synthetic_settings(patients=150, seed=11, male_share=0.05, two_density_share=0.1, spot_mag_share=0.2,
+                           cview_share=0.3, extra_view_share=0.2, roi_share=0.2, other_vendor_share=0.08)
 
 
 @pytest.fixture(scope="module")

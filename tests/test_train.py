@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torchvision
 
+from labelbias.config import train_settings
 from labelbias.models.augment import augment_batch
+from labelbias.schema import schema_defaults
 from labelbias.data.imaging import CACHE_MAX
 from labelbias.errors import DataQualityError
 from torchvision.models import resnet18
 
-from labelbias.models.model import (
-    build_resnet18,
-    DenseConv,
-    compact,
-    position_taps,
-    reads_every_position,
-    expand,
-    freeze_before,
-    grey_stem,
-    initial_model,
-    live_taps,
-    penultimate,
-)
-from labelbias.models.optim import FusedAdam, memory_order_views
-from labelbias.models.resnet import MaxPool2d
+from labelbias.models.cpu_engine import DenseConv, compact, expand, live_taps, position_taps, reads_every_position
+from labelbias.models.model import build_resnet18, freeze_before, grey_stem, initial_model, load_backbone, penultimate
 from labelbias.models.train import (
     Feeder,
     TrainSettings,
@@ -241,54 +229,6 @@ def test_expand_gives_the_kernels_their_standard_layout_back():
     assert all(tensor.is_contiguous() for tensor in model.state_dict().values())
 
 
-def test_fused_adam_steps_channels_last_parameters_in_place_and_bit_for_bit():
-    torch.manual_seed(2)
-    standard = [torch.randn(6, 4, 3, 3, requires_grad=True), torch.randn(5, requires_grad=True)]
-    channels_last = [
-        standard[0].detach().contiguous(memory_format=torch.channels_last).requires_grad_(True),
-        standard[1].detach().clone().requires_grad_(True),
-    ]
-    optimizers = [FusedAdam(standard, lr=1e-2, weight_decay=1e-3), FusedAdam(channels_last, lr=1e-2, weight_decay=1e-3)]
-    storage = channels_last[0].data_ptr()
-    for step in range(3):
-        upstream = torch.randn(6, 4, 3, 3)
-        for params, optimizer in zip((standard, channels_last), optimizers, strict=True):
-            optimizer.zero_grad()
-            ((params[0] * upstream).sum() + params[1].square().sum() * step).backward()
-            optimizer.step()
-    assert channels_last[0].is_contiguous(memory_format=torch.channels_last) and channels_last[0].data_ptr() == storage
-    for a, b in zip(standard, channels_last, strict=True):
-        assert torch.equal(a, b)
-    state = optimizers[1].state[0]
-    views = memory_order_views(channels_last[0], channels_last[0].grad, state["exp_avg"], state["exp_avg_sq"])
-    assert all(v.dim() == 1 and v.data_ptr() == t.data_ptr() for v, t in zip(views, (channels_last[0], channels_last[0].grad, state["exp_avg"], state["exp_avg_sq"])))
-    # a state saved from standard-layout parameters resumes into channels-last ones
-    resumed = FusedAdam(channels_last, lr=1e-2, weight_decay=1e-3)
-    resumed.load_state_dict(optimizers[0].state_dict())
-    assert resumed.state[0]["exp_avg"].stride() == channels_last[0].stride()
-    assert torch.equal(resumed.state[0]["exp_avg"], optimizers[0].state[0]["exp_avg"])
-    # tensors that disagree in layout are passed as they are (the kernel copies them)
-    odd = memory_order_views(channels_last[0], standard[0])
-    assert odd[0] is channels_last[0] and odd[1] is standard[0]
-
-
-def test_stem_pooling_is_nn_maxpool2d_bit_for_bit_with_ties():
-    torch.manual_seed(3)
-    x = torch.relu(torch.randn(4, 3, 16, 12))
-    x[:, :, :6] = 0.25  # a flat region (an image's background): every window there ties
-    x[:, 1, 8:] = 0.0
-    ours, reference = MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)
-    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    got, expected = ours(a), reference(b)
-    assert got.is_contiguous() and torch.equal(got, expected)
-    upstream = torch.randn_like(got)
-    got.backward(upstream)
-    expected.backward(upstream)
-    assert torch.equal(a.grad, b.grad)
-    channels_last = x.contiguous(memory_format=torch.channels_last)  # the evaluator's layout: the plain path
-    assert torch.equal(ours(channels_last), expected.detach())
-
-
 def test_expand_restores_the_full_network_with_the_trained_taps():
     torch.manual_seed(0)
     model = build_resnet18(2).eval()
@@ -307,26 +247,17 @@ def test_expand_restores_the_full_network_with_the_trained_taps():
     assert torch.equal(weight[:, :, 0, 0], before["layer4.1.conv2.weight"][:, :, 0, 0])  # dead taps untouched
 
 
-@pytest.mark.parametrize("seed", [0, 7])
-def test_the_network_is_torchvisions_resnet18_weight_for_weight(seed):
-    # torchvision's ResNet-18 built the way build_resnet18 builds its own (as it did before).
-    torch.manual_seed(seed)
-    reference = resnet18(weights=None)
-    reference.conv1 = grey_stem(reference.conv1, keep_weights=False)
-    reference.fc = torch.nn.Linear(512, 2)
-    torch.manual_seed(seed)
+def test_the_network_is_torchvisions_resnet18_with_a_grey_stem_and_a_new_head():
     model = build_resnet18(2)
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert [(k, v.shape) for k, v in ours.items()] == [(k, v.shape) for k, v in theirs.items()]
-    for name in ours:
-        assert torch.equal(ours[name], theirs[name]), name  # the same seed gives the same weights
-    x = torch.rand(3, 1, 32, 24)
-    torch.testing.assert_close(model.eval()(x), reference.eval()(x), rtol=0, atol=0)
-    # and a torchvision state_dict (ImageNet's, say) loads into it unchanged
+    assert isinstance(model, torchvision.models.ResNet)
+    assert model.conv1.in_channels == 1 and model.fc.out_features == 2
     rgb = resnet18(weights=None).state_dict()
-    from labelbias.models.resnet import ResNet18
-
-    ResNet18().load_state_dict(rgb)
+    ours = model.state_dict()
+    assert list(ours) == list(rgb)
+    assert [name for name in ours if ours[name].shape != rgb[name].shape] == ["conv1.weight", "fc.weight", "fc.bias"]
+    # a torchvision state_dict (ImageNet's, say) gives the body its weights unchanged
+    load_backbone(model, {k: v for k, v in rgb.items() if k != "conv1.weight"} | {"conv1.weight": rgb["conv1.weight"].sum(1, keepdim=True)})
+    assert torch.equal(model.state_dict()["layer4.1.conv2.weight"], rgb["layer4.1.conv2.weight"])
 
 
 def test_allocator_setting_is_accepted_here():
@@ -334,7 +265,13 @@ def test_allocator_setting_is_accepted_here():
     assert keep_freed_memory() is True
 
 
-SETTINGS = TrainSettings(epochs=3, batch_size=16, lr=1e-3, lr_schedule="cosine", seed=3, threads=1, eval_batch_size=64)
+# The schema's defaults with the recipe these tests were written with (a constant rate,
+# the best validation epoch, seed 0, six epochs).
+BASE = replace(
+    TrainSettings(**train_settings(schema_defaults())),
+    epochs=6, lr=1e-3, lr_schedule="constant", select_epoch="best_val_auc", seed=0, init="scratch",
+)
+SETTINGS = replace(BASE, epochs=3, batch_size=16, lr=1e-3, lr_schedule="cosine", seed=3, threads=1, eval_batch_size=64)
 
 
 def _fit(cache, labels, checkpoint=None, on_epoch_end=None, settings=SETTINGS):
@@ -354,11 +291,11 @@ def test_fit_learns_and_is_deterministic():
 
 
 def test_cosine_schedule_decays_to_zero_and_constant_stays():
-    cosine = TrainSettings(lr=1e-3, lr_schedule="cosine")
+    cosine = replace(BASE, lr=1e-3, lr_schedule="cosine")
     rates = [learning_rate(cosine, step, 100) for step in range(100)]
     assert rates[0] == pytest.approx(1e-3) and rates[50] == pytest.approx(5e-4)
     assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 1e-6
-    assert learning_rate(TrainSettings(lr=1e-3), 99, 100) == 1e-3
+    assert learning_rate(replace(BASE, lr=1e-3), 99, 100) == 1e-3
 
 
 class Killed(Exception):
@@ -403,7 +340,7 @@ def test_train_target_handles_multiclass_and_writes_val_and_test():
             "vendor": np.array(["HOLO", "GEMS", "FUJI"])[np.arange(180) % 3],
         }
     )
-    settings = TrainSettings(epochs=1, batch_size=15, seed=1, threads=1)
+    settings = replace(BASE, epochs=1, batch_size=15, seed=1, threads=1)
     # Without test images (the backbone's held-out patients) only validation predictions come back.
     no_test = frame.assign(split=["train"] * 120 + ["val"] * 60)
     _, _, val_only, val_features, _ = train_target(no_test, "vendor", cache, settings)
@@ -554,51 +491,3 @@ def test_every_batch_path_trains_the_same_model(loading):
     np.testing.assert_array_equal(expected, got)
 
 
-def _adam_steps(optimizer_of, steps: int, resume_in=None):
-    """Weights of a small network after ``steps`` Adam steps; with ``resume_in``, the
-    optimizer's state_dict is moved into that optimizer halfway."""
-    torch.manual_seed(0)
-    model = build_resnet18(2)
-    compact(model, 32, 24)
-    x, y = torch.rand(8, 1, 32, 24), torch.tensor([0, 1] * 4)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = optimizer_of(trained)
-    for step in range(steps):
-        if resume_in is not None and step == steps // 2:
-            saved = optimizer.state_dict()
-            optimizer = resume_in(trained)
-            optimizer.load_state_dict(saved)
-        optimizer.param_groups[0]["lr"] = 1e-3 * (1 - step / steps)
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return [p.detach().clone() for p in model.parameters()]
-
-
-def test_fused_adam_is_torch_optims_fused_adam_bit_for_bit_and_resumes_across_both():
-    torch_adam = lambda params: torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4, fused=True)  # noqa: E731
-    ours = lambda params: FusedAdam(params, lr=1e-3, weight_decay=1e-4)  # noqa: E731
-    reference = _adam_steps(torch_adam, 4)
-    for result in (_adam_steps(ours, 4), _adam_steps(torch_adam, 4, resume_in=ours), _adam_steps(ours, 4, resume_in=torch_adam)):
-        assert all(torch.equal(a, b) for a, b in zip(reference, result, strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(reference, _adam_steps(ours, 3), strict=True))
-    with pytest.raises(ValueError, match="holds 2 parameters"):
-        FusedAdam([torch.zeros(1, requires_grad=True)], lr=1e-3).load_state_dict(
-            FusedAdam([torch.zeros(1), torch.zeros(1)], lr=1e-3).state_dict()
-        )
-
-
-def test_cpu_training_never_loads_the_compiler():
-    # In a fresh interpreter: another test may already have imported it.
-    code = (
-        "import sys, numpy as np, torch\n"
-        "from labelbias.models.train import TrainSettings, fit\n"
-        "rng = np.random.default_rng(0)\n"
-        "cache = rng.integers(0, 60000, size=(96, 32, 24), dtype=np.uint16)\n"
-        "y = np.arange(96) % 2\n"
-        "fit(cache, np.arange(64), y[:64], np.arange(64, 96), y[64:], 2, TrainSettings(epochs=1, batch_size=16))\n"
-        "print(torch.are_deterministic_algorithms_enabled(), 'torch._dynamo' in sys.modules, 'torch._inductor' in sys.modules)\n"
-    )
-    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-    printed = subprocess.run([sys.executable, "-c", code], cwd=scripts, capture_output=True, text=True, check=True)
-    assert printed.stdout.strip().splitlines()[-1] == "True False False"

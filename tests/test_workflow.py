@@ -19,6 +19,9 @@ from workflow_helpers import (
     LOCAL_ENV, ROOT, SNAKEMAKE, TINY, planned_rules, run_ok, snakemake, snakemake_command, write_config,
 )
 
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake jobs
+
+
 def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"image_id": str})
 

@@ -16,19 +16,16 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 # the schema's default. The keys from vendor_mix on are the schema's defaults from
 # before they became the default run's (config.yaml's): the tests keep running what
 # they were written for.
+# The generator the tests were written for (the schema's defaults before config.yaml's).
+TEST_GENERATOR = {
+    "vendor_mix": {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20},
+    "density_spread": 0.075,
+    "matrix_scale": 0.04,
+    "jpeg2000_share": 1.0,
+}
 TINY = {
     "seed": 3,
-    "data": {
-        "source": "synthetic",
-        "synthetic": {
-            "patients": 60,
-            "seed": 5,
-            "vendor_mix": {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20},
-            "density_spread": 0.075,
-            "matrix_scale": 0.04,
-            "jpeg2000_share": 1.0,
-        },
-    },
+    "data": {"source": "synthetic", "synthetic": {"patients": 60, "seed": 5, **TEST_GENERATOR}},
     "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
     "preprocess": {"height": 32, "width": 24, "shards": 2},
     "train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine", "lr": 0.001, "select_epoch": "best_val_auc"},
@@ -44,7 +41,15 @@ TINY = {
 LOCAL_ENV = {**os.environ, "SLURM_CONF": str(Path(__file__).resolve().parent / "data" / "no_cluster_slurm.conf")}
 
 
+# Set before each test from its markers (conftest.py): a Snakemake run that does jobs belongs
+# to a test marked `workflow`, so that `pytest -m "not workflow"` stays a quick loop.
+current_test_may_run_jobs = True
+PLANNING_ONLY = {"-n", "--dry-run", "--lint", "--dag", "--rulegraph", "--list-rules", "--summary"}
+
+
 def snakemake_command(*args: str) -> list[str]:
+    if not current_test_may_run_jobs and not PLANNING_ONLY & set(args):
+        raise AssertionError("this test runs workflow jobs: mark it @pytest.mark.workflow")
     return [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
 
 
@@ -93,3 +98,11 @@ def planned_rules(workdir: Path, *args: str) -> list[str]:
         if len(parts) == 2 and parts[1].isdigit():
             rules += [parts[0]] * int(parts[1])
     return rules
+
+
+def synthetic_settings(**changes: object) -> "SyntheticSettings":  # noqa: F821
+    """The generator's settings as a run builds them: the schema's defaults, TEST_GENERATOR, ``changes``."""
+    from labelbias.data.synthetic import settings_from_config
+    from labelbias.schema import schema_defaults
+
+    return settings_from_config({**schema_defaults()["data"]["synthetic"], "patients": 2000, **TEST_GENERATOR, **changes})

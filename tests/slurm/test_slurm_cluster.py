@@ -19,6 +19,8 @@ import pytest
 
 from workflow_helpers import ROOT, SNAKEMAKE, TINY, planned_rules, start_snakemake, wait_ok, write_config
 
+pytestmark = pytest.mark.workflow  # every test here runs Snakemake jobs
+
 # The rules the workflow keeps on the submit host (localrules in common.smk).
 LOCAL_RULES = {
     "all", "labels", "detection_folds", "detect", "detection_summary", "image_review", "separability_table",

@@ -40,6 +40,7 @@ rule backbone_features:
     params:
         init=MODEL_INIT[config["backbone"]["init"]],
         threads=config["train"]["threads"],
+        cpu_engine=config["train"]["cpu_engine"],
     script:
         "../scripts/backbone_features.py"
 

@@ -22,7 +22,10 @@ def main(snakemake):
     if "backbone" in snakemake.input.keys():
         backbone = read_backbone(snakemake.input.backbone)
     model = initial_model(2, snakemake.params.init, backbone)
-    _, features = predict(model, open_cache(snakemake.input.cache), pool["cache_row"].to_numpy(), with_features=True)
+    _, features = predict(
+        model, open_cache(snakemake.input.cache), pool["cache_row"].to_numpy(), with_features=True,
+        cpu_engine=snakemake.params.cpu_engine,
+    )
     assert features is not None
     log.info("%d images, features %s from a %s backbone", len(pool), features.shape, snakemake.params.init)
     with open(snakemake.output.features, "wb") as handle:

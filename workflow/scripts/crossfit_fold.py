@@ -31,7 +31,7 @@ def main(snakemake):
     cache = open_cache(snakemake.input.cache)
     empty = np.zeros(0, dtype=int)
     result = fit(cache, rows[~held], targets[~held], empty, empty, 2, train, backbone=backbone)
-    probabilities, _ = predict(result.model, cache, rows[held], train.eval_batch_size)
+    probabilities, _ = predict(result.model, cache, rows[held], train.eval_batch_size, cpu_engine=train.cpu_engine)
     log.info("fold %d: fitted on %d images, predicted %d", fold, int((~held).sum()), int(held.sum()))
     write_tsv(heldout_table(frame, held, probabilities), snakemake.output.probabilities)
 

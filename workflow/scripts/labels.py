@@ -4,8 +4,7 @@ import logging
 
 import pandas as pd
 
-from labelbias.data.bias import bias_summary, inject_bias
-from labelbias.config import bias_spec
+from labelbias.data.bias import BiasSpec, bias_summary, inject_bias
 from labelbias.smk import read_tsv, run, write_tsv
 
 log = logging.getLogger("labelbias")
@@ -13,7 +12,7 @@ log = logging.getLogger("labelbias")
 
 def main(snakemake):
     cohort = read_tsv(snakemake.input.cohort, dtype={"image_id": str})
-    spec = bias_spec(dict(snakemake.params.bias))
+    spec = BiasSpec(**dict(snakemake.params.bias))
     labels = inject_bias(cohort, spec)
     summary = bias_summary(cohort, labels, spec)
     write_tsv(labels, snakemake.output.labels)

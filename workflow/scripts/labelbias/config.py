@@ -373,20 +373,6 @@ def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
     }
 
 
-def bias_spec(params: dict[str, Any]) -> BiasSpec:
-    return BiasSpec(
-        attribute=params["attribute"],
-        subgroup=params["subgroup"],
-        rate=params["rate"],
-        classes=tuple(params["classes"]),
-        class_column=str(params["class_column"]),
-        from_label=params["from_label"],
-        mode=params["mode"],
-        seed=params["seed"],
-        per_split=bool(params.get("per_split", True)),
-    )
-
-
 # backbone.init -> the init of every fine-tuned model (model.INITS)
 MODEL_INIT = {"pretrain": "backbone", "imagenet": "imagenet", "scratch": "scratch"}
 
@@ -423,6 +409,7 @@ def train_settings(config: dict[str, Any], target: str = "density", replicate: i
     than the config asks for would otherwise train another model.
     """
     settings = dict(config["train"])
+    settings["max_batches_per_epoch"] = 0  # every epoch a pass over the training split
     if target != "density":
         for key in ("epochs", "lr", "fine_tune_from"):
             if key in config["separability"]:
@@ -492,5 +479,6 @@ def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings.update({key: backbone[key] for key in ("epochs", "lr", "lr_schedule")})
     settings["init"] = "scratch"
     settings["fine_tune_from"] = "stem"  # from random weights every stage trains
+    settings["max_batches_per_epoch"] = 0
     settings["seed"] = scenario_seed(int(config["seed"]), "backbone")
     return settings_params(settings)

@@ -9,6 +9,7 @@ config.yaml needs the key path, the value and what it must be, e.g.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Iterable
@@ -110,8 +111,34 @@ def schema_problems(config: dict[str, Any], schema: dict[str, Any]) -> list[str]
     return lines
 
 
-def load_schema(path: str | Path) -> dict[str, Any]:
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
+
+
+def schema_defaults(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config an empty config.yaml becomes: every default of the schema, nested.
+
+    The schema is where defaults live; code that needs settings without a config file
+    (tests, benchmarks) starts from this, as a run starts from the validated config.
+    """
+    schema = load_schema() if schema is None else schema
+
+    def filled(node: dict[str, Any]) -> Any:
+        if "$ref" in node:  # the key's own default, else its definition's
+            node = {**schema["definitions"][node["$ref"].rsplit("/", 1)[-1]], **node}
+        value = copy.deepcopy(node.get("default"))
+        if "properties" in node and (value is None or isinstance(value, dict)):
+            value = value or {}
+            for key, child in node["properties"].items():
+                if key not in value and (default := filled(child)) is not None:
+                    value[key] = default
+            return value if value or "default" in node else None
+        return value
+
+    return filled(schema)
 
 
 def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+
+# The count metrics: each a share of a test set's images, hits over a total, counted per
+# image by IMAGE_COUNTS. They drive Table 2's columns, the patient bootstrap, the seed
+# summaries and the paper layout; a new one (PPV: true positives over predicted
+# positives, say) is an entry in each of the two tables.
+IMAGE_COUNTS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "tp": lambda labels, predicted: (labels == 1) & predicted,
+    "pos": lambda labels, predicted: labels == 1,
+    "fp": lambda labels, predicted: (labels == 0) & predicted,
+    "neg": lambda labels, predicted: labels == 0,
+}
+COUNT_METRICS: dict[str, tuple[str, str]] = {"tpr": ("tp", "pos"), "fpr": ("fp", "neg")}
 
 TABLE2_COLUMNS = [
     "scenario",
@@ -11,16 +25,9 @@ TABLE2_COLUMNS = [
     "attribute",
     "subgroup",
     "threshold",
-    "tpr",
-    "tpr_ci_low",
-    "tpr_ci_high",
-    "fpr",
-    "fpr_ci_low",
-    "fpr_ci_high",
-    "tpr_change_pct",
-    "fpr_change_pct",
-    "n_pos",
-    "n_neg",
+    *(column for metric in COUNT_METRICS for column in (metric, f"{metric}_ci_low", f"{metric}_ci_high")),
+    *(f"{metric}_change_pct" for metric in COUNT_METRICS),
+    *(f"n_{total}" for _, total in COUNT_METRICS.values()),
     "n_patients",
 ]
 
@@ -57,51 +64,53 @@ def threshold_at_fpr(labels: np.ndarray, scores: np.ndarray, target_fpr: float) 
     return float(min(thresholds[index], np.nextafter(np.float64(1.0), 2.0)))
 
 
-def rates(labels: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
-    positives, negatives = labels == 1, labels == 0
-    tpr = float(predicted[positives].mean()) if positives.any() else float("nan")
-    fpr = float(predicted[negatives].mean()) if negatives.any() else float("nan")
-    return tpr, fpr
+def rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Every count metric of a set of images (NaN where its total is 0)."""
+    counts = {name: int(count(labels, predicted).sum()) for name, count in IMAGE_COUNTS.items()}
+    return {
+        metric: counts[hit] / counts[total] if counts[total] else float("nan")
+        for metric, (hit, total) in COUNT_METRICS.items()
+    }
 
 
 def bootstrap_rates(
     labels: np.ndarray, predicted: np.ndarray, patients: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """95% percentile intervals of TPR and FPR, resampling patients with all their images."""
+) -> dict[str, tuple[float, float]]:
+    """95% percentile interval of every count metric, resampling patients with all their images."""
     if n_boot == 0:
-        return (float("nan"), float("nan")), (float("nan"), float("nan"))
+        return {metric: (float("nan"), float("nan")) for metric in COUNT_METRICS}
     _, inverse = np.unique(patients, return_inverse=True)
     n_patients = inverse.max() + 1
     # Per-patient sums make each resample a weighted sum instead of a concatenation.
-    tp = np.bincount(inverse, weights=(labels == 1) & predicted, minlength=n_patients)
-    pos = np.bincount(inverse, weights=labels == 1, minlength=n_patients)
-    fp = np.bincount(inverse, weights=(labels == 0) & predicted, minlength=n_patients)
-    neg = np.bincount(inverse, weights=labels == 0, minlength=n_patients)
+    per_patient = {
+        name: np.bincount(inverse, weights=count(labels, predicted), minlength=n_patients)
+        for name, count in IMAGE_COUNTS.items()
+    }
     draws = rng.integers(0, n_patients, size=(n_boot, n_patients))
     weights = np.apply_along_axis(np.bincount, 1, draws, minlength=n_patients)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tprs = (weights @ tp) / (weights @ pos)
-        fprs = (weights @ fp) / (weights @ neg)
-    tpr_ci = tuple(float(v) for v in np.nanpercentile(tprs, [2.5, 97.5])) if np.isfinite(tprs).any() else (np.nan, np.nan)
-    fpr_ci = tuple(float(v) for v in np.nanpercentile(fprs, [2.5, 97.5])) if np.isfinite(fprs).any() else (np.nan, np.nan)
-    return tpr_ci, fpr_ci  # type: ignore[return-value]
+    intervals = {}
+    for metric, (hit, total) in COUNT_METRICS.items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (weights @ per_patient[hit]) / (weights @ per_patient[total])
+        finite = np.isfinite(values).any()
+        intervals[metric] = tuple(float(v) for v in np.nanpercentile(values, [2.5, 97.5])) if finite else (np.nan, np.nan)
+    return intervals  # type: ignore[return-value]
 
 
-COUNT_COLUMNS = ["attribute", "subgroup", "patient_id", "tp", "pos", "fp", "neg"]
+COUNT_COLUMNS = ["attribute", "subgroup", "patient_id", *IMAGE_COUNTS]
 
 
 def patient_counts(labels: np.ndarray, predicted: np.ndarray, patients: np.ndarray) -> pd.DataFrame:
     """True/false positives and positives/negatives per patient: what any resampling of patients needs."""
     frame = pd.DataFrame(
-        {
-            "patient_id": patients,
-            "tp": (labels == 1) & predicted,
-            "pos": labels == 1,
-            "fp": (labels == 0) & predicted,
-            "neg": labels == 0,
-        }
+        {"patient_id": patients, **{name: count(labels, predicted) for name, count in IMAGE_COUNTS.items()}}
     )
     return frame.groupby("patient_id", sort=True).sum().astype(int).reset_index()
+
+
+def totals(labels: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
+    """``n_pos``, ``n_neg``: the size of each count metric's total."""
+    return {f"n_{total}": int(IMAGE_COUNTS[total](labels, predicted).sum()) for _, total in COUNT_METRICS.values()}
 
 
 def subgroup_masks(frame: pd.DataFrame, attributes: list[str]) -> list[tuple[str, str, np.ndarray]]:
@@ -142,25 +151,16 @@ def evaluate_scenario(
     rng = np.random.default_rng(seed)
     rows, counts = [], []
     for attribute, subgroup, member in subgroup_masks(test, attributes):
-        tpr, fpr = rates(truth[member], predicted[member])
-        tpr_ci, fpr_ci = bootstrap_rates(truth[member], predicted[member], patients[member], n_boot, rng)
-        rows.append(
-            {
-                "threshold_source": threshold_source,
-                "attribute": attribute,
-                "subgroup": subgroup,
-                "threshold": threshold,
-                "tpr": tpr,
-                "tpr_ci_low": tpr_ci[0],
-                "tpr_ci_high": tpr_ci[1],
-                "fpr": fpr,
-                "fpr_ci_low": fpr_ci[0],
-                "fpr_ci_high": fpr_ci[1],
-                "n_pos": int((truth[member] == 1).sum()),
-                "n_neg": int((truth[member] == 0).sum()),
-                "n_patients": int(len(np.unique(patients[member]))),
-            }
-        )
+        values = rates(truth[member], predicted[member])
+        intervals = bootstrap_rates(truth[member], predicted[member], patients[member], n_boot, rng)
+        row: dict[str, object] = {
+            "threshold_source": threshold_source, "attribute": attribute, "subgroup": subgroup, "threshold": threshold,
+        }  # fmt: skip
+        for metric in COUNT_METRICS:
+            row.update({metric: values[metric], f"{metric}_ci_low": intervals[metric][0], f"{metric}_ci_high": intervals[metric][1]})
+        row.update(totals(truth[member], predicted[member]))
+        row["n_patients"] = int(len(np.unique(patients[member])))
+        rows.append(row)
         counts.append(
             patient_counts(truth[member], predicted[member], patients[member]).assign(attribute=attribute, subgroup=subgroup)
         )
@@ -170,7 +170,7 @@ def evaluate_scenario(
 def _rates_matrix(counts: list[pd.DataFrame], patients: np.ndarray) -> dict[str, np.ndarray]:
     """Stack per-replicate patient counts into (patients, replicates) arrays on a common patient order."""
     stacked = {}
-    for column in ("tp", "pos", "fp", "neg"):
+    for column in IMAGE_COUNTS:
         stacked[column] = np.column_stack(
             [c.set_index("patient_id")[column].reindex(patients, fill_value=0).to_numpy() for c in counts]
         ).astype(float)
@@ -207,7 +207,7 @@ def compare_to_baseline(
 
     ones = np.ones((1, len(patients)))
     point = {}
-    for metric, hit, total in (("tpr", "tp", "pos"), ("fpr", "fp", "neg")):
+    for metric, (hit, total) in COUNT_METRICS.items():
         value, reference = rate(run, hit, total, ones)[0], rate(base, hit, total, ones)[0]
         point[metric] = float(np.mean(value))
         point[f"{metric}_change"] = float(np.mean(value - reference))
@@ -217,7 +217,7 @@ def compare_to_baseline(
         draws = rng.integers(0, len(patients), size=(n_boot, len(patients)))
         weights = np.apply_along_axis(np.bincount, 1, draws, minlength=len(patients)).astype(float)
         replicates = rng.integers(0, n_rep, size=(n_boot, n_rep)) if n_rep > 1 else np.zeros((n_boot, 1), int)
-        for metric, hit, total in (("tpr", "tp", "pos"), ("fpr", "fp", "neg")):
+        for metric, (hit, total) in COUNT_METRICS.items():
             value = np.take_along_axis(rate(run, hit, total, weights), replicates, axis=1)
             reference = np.take_along_axis(rate(base, hit, total, weights), replicates, axis=1)
             for name, sample in ((metric, value), (f"{metric}_change", value - reference)):
@@ -225,7 +225,7 @@ def compare_to_baseline(
                     low, high = _percentile_interval(np.nanmean(sample, axis=1) if n_rep > 1 else sample[:, 0])
                 result[f"{name}_ci_low"], result[f"{name}_ci_high"] = low, high
     else:
-        for name in ("tpr", "fpr", "tpr_change", "fpr_change"):
+        for name in [*COUNT_METRICS, *(f"{metric}_change" for metric in COUNT_METRICS)]:
             result[f"{name}_ci_low"] = result[f"{name}_ci_high"] = float("nan")
     return result
 
@@ -265,13 +265,12 @@ def summarise_runs(
                     "subgroup": subgroup,
                     "threshold": float(np.mean([pick(run, 0)["threshold"].iloc[0] for run, _ in members])),
                     **result,
-                    "n_pos": int(first["n_pos"]),
-                    "n_neg": int(first["n_neg"]),
+                    **{f"n_{total}": int(first[f"n_{total}"]) for _, total in COUNT_METRICS.values()},
                     "n_patients": int(first["n_patients"]),
                     "n_seeds": len(members),
                 }
             )
-            for metric in ("tpr", "fpr"):
+            for metric in COUNT_METRICS:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     row[f"{metric}_change_pct"] = float(
                         100.0 * np.float64(row[f"{metric}_change"]) / np.float64(row[f"{metric}_baseline"])
@@ -282,17 +281,10 @@ def summarise_runs(
     return pd.DataFrame(rows)
 
 
-TABLE2_EXTRA = [
-    "tpr_change",
-    "tpr_change_ci_low",
-    "tpr_change_ci_high",
-    "tpr_change_supported",
-    "fpr_change",
-    "fpr_change_ci_low",
-    "fpr_change_ci_high",
-    "fpr_change_supported",
-    "n_seeds",
+CHANGE_COLUMNS = [
+    f"{metric}_change{part}" for metric in COUNT_METRICS for part in ("", "_ci_low", "_ci_high", "_supported")
 ]
+TABLE2_EXTRA = [*CHANGE_COLUMNS, "n_seeds"]
 
 
 def table2(
@@ -321,23 +313,10 @@ def table2(
 
 
 DOSE_COLUMNS = [
-    "scenario",
-    "rate",
-    "threshold_source",
-    "attribute",
-    "subgroup",
-    "tpr",
-    "tpr_change",
-    "tpr_change_ci_low",
-    "tpr_change_ci_high",
-    "tpr_change_supported",
-    "fpr",
-    "fpr_change",
-    "fpr_change_ci_low",
-    "fpr_change_ci_high",
-    "fpr_change_supported",
+    "scenario", "rate", "threshold_source", "attribute", "subgroup",
+    *(column for metric in COUNT_METRICS for column in (metric, *(c for c in CHANGE_COLUMNS if c.startswith(f"{metric}_")))),
     "n_seeds",
-]
+]  # fmt: skip
 
 
 def dose_response(
@@ -385,7 +364,7 @@ def table2_layout(table: pd.DataFrame, attribute: str, scenarios: list[str], bas
         for source in sources:
             cells = part[(part["scenario"] == scenario) & (part["threshold_source"] == source)].set_index("subgroup")
             row: dict[str, str] = {"bias in": scenario, "val labels": "" if scenario == baseline else source}
-            for metric in ("tpr", "fpr"):
+            for metric in COUNT_METRICS:
                 for subgroup in subgroups:
                     value = cells.loc[subgroup, metric]
                     change = cells.loc[subgroup, f"{metric}_change_pct"]

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import gaussian_kde  # noqa: E402
 
 from ..data.table import canonical  # noqa: E402
 
@@ -32,29 +33,10 @@ def figure_panels(table: pd.DataFrame, order: dict[str, list[str] | None]) -> li
     return panels
 
 
-def gaussian_kde_1d(values: np.ndarray, grid: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Gaussian kernel density of ``values`` at ``grid``, bandwidth by Scott's rule.
-
-    The same estimate as ``scipy.stats.gaussian_kde(values)(grid)`` (kernel variance:
-    the values' variance times n^(-2/5)), written out because importing scipy.stats
-    took more than a second of the figures job. Values are summed in chunks so a
-    full-size cohort's test set needs no grid-by-images matrix at once.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    grid = np.asarray(grid, dtype=np.float64)
-    n = len(values)
-    variance = np.var(values, ddof=1) * n ** (-2.0 / 5.0)
-    density = np.zeros(len(grid))
-    for start in range(0, n, chunk):
-        part = values[start : start + chunk]
-        density += np.exp(-0.5 * (grid[:, None] - part[None, :]) ** 2 / variance).sum(axis=1)
-    return density / (n * np.sqrt(2.0 * np.pi * variance))
-
-
 def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
     if len(values) < 3 or np.std(values) == 0:
         return None
-    return gaussian_kde_1d(values, grid)
+    return gaussian_kde(values)(grid)
 
 
 def feature_kde_grid(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,15 +31,53 @@ class BiasSpec:
     seed to the next (docs/design-log.md).
     """
 
-    attribute: str | None = None
-    subgroup: str | None = None
-    rate: float = 0.3
-    classes: tuple[str, ...] = ("C",)  # fine classes whose images may flip (EMBED: BI-RADS letters)
-    class_column: str = "density"
-    from_label: int = 1
-    mode: str = "patient"
-    seed: int = 0
-    per_split: bool = True
+    attribute: str | None
+    subgroup: str | None
+    rate: float
+    classes: tuple[str, ...]  # fine classes whose images may flip (EMBED: BI-RADS letters)
+    class_column: str
+    from_label: int
+    mode: str
+    seed: int
+    per_split: bool
+
+    def __post_init__(self) -> None:
+        # Snakemake params hold lists; a spec is hashable and compares equal either way.
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+
+@dataclass(frozen=True)
+class BiasMode:
+    """How a scenario picks what it flips (``bias.mode``): the units of a stratum's eligible
+    images, drawn in a seeded order, and the images that the units drawn cover."""
+
+    units: Callable[[pd.DataFrame, np.ndarray], np.ndarray]
+    images: Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _patients(cohort: pd.DataFrame, eligible: np.ndarray) -> np.ndarray:
+    return np.unique(cohort.loc[eligible, "patient_id"].to_numpy())
+
+
+def _images_of_patients(cohort: pd.DataFrame, eligible: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    return eligible & cohort["patient_id"].isin(chosen).to_numpy()
+
+
+def _images(cohort: pd.DataFrame, eligible: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(eligible)
+
+
+def _chosen_images(cohort: pd.DataFrame, eligible: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    covered = np.zeros(len(cohort), dtype=bool)
+    covered[chosen] = True
+    return covered
+
+
+# A new mode is one entry here (and its name in the schema's bias.mode enum, which a test checks).
+BIAS_MODES = {
+    "patient": BiasMode(_patients, _images_of_patients),  # the study: all images of a patient
+    "image": BiasMode(_images, _chosen_images),  # Jones et al.: images independently of patient
+}
 
 
 def scenario_seed(base_seed: int, scenario: str) -> int:
@@ -73,29 +112,22 @@ def inject_bias(cohort: pd.DataFrame, spec: BiasSpec) -> pd.DataFrame:
             & cohort[spec.class_column].map(canonical).isin([canonical(c) for c in spec.classes]).to_numpy()
             & (cohort["label"].astype(int).to_numpy() == spec.from_label)
         )
-        if spec.mode not in ("patient", "image"):
-            raise ValueError(f"unknown bias mode {spec.mode!r}")
+        if spec.mode not in BIAS_MODES:
+            raise ValueError(f"unknown bias mode {spec.mode!r}; one of {', '.join(BIAS_MODES)}")
+        mode = BIAS_MODES[spec.mode]
         if spec.per_split and "split" not in cohort.columns:
             raise DataQualityError("bias per split needs the cohort's 'split' column")
         strata = cohort["split"].astype(str).to_numpy() if spec.per_split else np.zeros(len(cohort), dtype=str)
-        # A seeded order of each stratum's eligible patients (or images), flipped from the
-        # front: the same seed at a higher rate flips everyone a lower rate flips (nested doses).
+        # A seeded order of each stratum's eligible units, flipped from the front: the same
+        # seed at a higher rate flips everyone a lower rate flips (nested doses).
         rng = np.random.default_rng(spec.seed)
         orders = {}
         for stratum in sorted(set(strata[eligible])):
-            in_stratum = eligible & (strata == stratum)
-            if spec.mode == "patient":
-                orders[stratum] = rng.permutation(np.unique(cohort.loc[in_stratum, "patient_id"].to_numpy()))
-            else:
-                orders[stratum] = rng.permutation(np.flatnonzero(in_stratum))
+            orders[stratum] = rng.permutation(mode.units(cohort, eligible & (strata == stratum)))
         sizes = {stratum: len(order) for stratum, order in orders.items()}
         counts = allocate(int(round(spec.rate * sum(sizes.values()))), sizes)
         for stratum, order in orders.items():
-            chosen = order[: counts[stratum]]
-            if spec.mode == "patient":
-                flipped |= eligible & (strata == stratum) & cohort["patient_id"].isin(chosen).to_numpy()
-            else:
-                flipped[chosen] = True
+            flipped |= mode.images(cohort, eligible & (strata == stratum), order[: counts[stratum]])
     labels["label_biased"] = np.where(flipped, 1 - labels["label_clean"], labels["label_clean"])
     labels["flipped"] = flipped.astype(int)
     return labels[LABEL_COLUMNS]

@@ -1,8 +1,7 @@
 """DICOM Part 10 files in Explicit VR Little Endian, encoded directly from a list of elements.
 
-pydicom spends about 2 ms per file building, validating and writing a ``Dataset``,
-whatever the image size; the synthetic default writes 25,000 small files, and that was
-most of its generation time. Its files are simple (a fixed set of plain elements and
+Building, validating and writing a pydicom ``Dataset`` was most of the synthetic
+default's generation time (it writes 25,000 small files). Its files are simple (a fixed set of plain elements and
 native pixel data), so they are encoded here in a few microseconds each, to the same
 bytes pydicom writes for the same elements (a test compares the two on every vendor's
 files, native and JPEG 2000). Sequences and anything beyond plain elements and

@@ -53,7 +53,7 @@ def _rescale(images: np.ndarray) -> np.ndarray:
 
 
 def _crop(image: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    from scipy import ndimage  # here: jobs without a perturbation skip SciPy (0.3 s)
+    from scipy import ndimage  # here: jobs without a perturbation never need SciPy
     height, width = image.shape
     h = max(1, int(round(height * np.sqrt(share))))
     w = max(1, int(round(width * np.sqrt(share))))

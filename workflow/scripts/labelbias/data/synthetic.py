@@ -27,7 +27,7 @@ import os
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,14 @@ DENSITY_CLASSES = ("A", "B", "C", "D")
 MAIN_VENDORS = ("HOLOGIC, Inc.", "GE MEDICAL SYSTEMS", "FUJIFILM Corporation")
 OTHER_VENDOR = "GE HEALTHCARE"
 UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's registered root; ids below it are ours
+
+
+# Fixed parts of the generator, once settings that no study varied: the spread of a
+# patient's views around its dense fraction, the share of second exams made on another
+# vendor (patients EMBED has too), and the strength of the vendors' looks (1: full).
+VIEW_JITTER = 0.02
+VENDOR_SWITCH_SHARE = 0.05
+VENDOR_SIGNAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,40 +98,30 @@ RACE_SHIFT = {
 
 @dataclass(frozen=True)
 class SyntheticSettings:
-    seed: int = 7
-    patients: int = 2000
-    vendor_mix: dict[str, float] = field(
-        default_factory=lambda: {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20}
-    )
-    other_vendor_share: float = 0.03
-    density_mix: dict[str, float] = field(default_factory=lambda: {"A": 0.10, "B": 0.40, "C": 0.42, "D": 0.08})
-    density_centres: tuple[float, float, float, float] = (0.12, 0.36, 0.64, 0.86)
-    density_spread: float = 0.075
+    """The ``data.synthetic`` config section (the schema has each key's default and meaning)."""
+
+    seed: int
+    patients: int
+    vendor_mix: dict[str, float]
+    other_vendor_share: float
+    density_mix: dict[str, float]
+    density_centres: tuple[float, float, float, float]
+    density_spread: float
     # Per vendor and density class, a shift of the dense fraction: a vendor whose B images
-    # look denser than their label says (EMBED's GEMS has the study's highest FPR, 0.170).
-    vendor_class_shift: dict[str, dict[str, float]] = field(default_factory=dict)
-    view_jitter: float = 0.02
-    race_mix: dict[str, float] = field(
-        default_factory=lambda: {
-            "Caucasian or White": 0.45,
-            "African American  or Black": 0.42,
-            "Asian": 0.08,
-            "Unknown, not reported": 0.05,
-        }
-    )
-    demographic_signal: float = 0.5
-    vendor_signal: float = 1.0
-    second_exam_share: float = 0.12
-    vendor_switch_share: float = 0.05
-    two_density_share: float = 0.03
-    male_share: float = 0.01
-    spot_mag_share: float = 0.05
-    cview_share: float = 0.08
-    extra_view_share: float = 0.03
-    roi_share: float = 0.02
-    matrix_scale: float = 0.04
-    jpeg2000: bool = True
-    jpeg2000_share: float = 1.0
+    # look denser than their label says.
+    vendor_class_shift: dict[str, dict[str, float]]
+    race_mix: dict[str, float]
+    demographic_signal: float
+    second_exam_share: float
+    two_density_share: float
+    male_share: float
+    spot_mag_share: float
+    cview_share: float
+    extra_view_share: float
+    roi_share: float
+    matrix_scale: float
+    jpeg2000: bool
+    jpeg2000_share: float
 
 
 @dataclass(frozen=True)
@@ -149,7 +147,6 @@ class ImageJob:
     rows: int
     columns: int
     pixel_spacing: float
-    vendor_signal: float
     jpeg2000: bool
 
 
@@ -205,7 +202,7 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
                     used_acc.add(acc)
                     break
             exam_vendor = vendor
-            if e > 0 and rng.random() < settings.vendor_switch_share:
+            if e > 0 and rng.random() < VENDOR_SWITCH_SHARE:
                 exam_vendor = _choice(rng, settings.vendor_mix)
             if male:
                 tissueden = 5
@@ -253,7 +250,7 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
                 series_uid = _uid(settings.seed, empi, acc, i, "series")
                 sop_uid = _uid(settings.seed, empi, acc, i, "sop")
                 relative = f"./images/cohort_1/{empi}/{study_uid}/{series_uid}/{sop_uid}.dcm"
-                image_fraction = float(np.clip(dense_fraction + rng.normal(0, settings.view_jitter), 0.01, 0.99))
+                image_fraction = float(np.clip(dense_fraction + rng.normal(0, VIEW_JITTER), 0.01, 0.99))
                 jobs.append(
                     ImageJob(
                         path=relative,
@@ -275,7 +272,6 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
                         rows=rows,
                         columns=cols,
                         pixel_spacing=spacing,
-                        vendor_signal=settings.vendor_signal,
                         jpeg2000=bool(
                             settings.jpeg2000 and look.jpeg2000 and compression_rng.random() < settings.jpeg2000_share
                         ),
@@ -317,8 +313,8 @@ def smooth_field(coarse: np.ndarray, rows: int, cols: int, max_rows: int = 512) 
     """A coarse grid interpolated to rows x cols and blurred with sigma rows / 40.
 
     The field varies on the scale of rows / 40, so above ``max_rows`` it is built on a
-    grid of at most max_rows rows and interpolated up: a full-size matrix then costs
-    0.1 s instead of 10 s, and small matrices (the default's) are built as always.
+    grid of at most max_rows rows and interpolated up, which changes nothing a reader
+    can see at full size; small matrices (the default's) are built as always.
     """
     from scipy import ndimage  # here: every job reads this module's constants; only rendering needs SciPy
     step = -(-rows // max_rows)
@@ -380,7 +376,7 @@ def render_display(job: ImageJob) -> np.ndarray:
     dense = special.expit(field, out=field)
 
     look = VENDOR_LOOKS[job.manufacturer]
-    s = job.vendor_signal
+    s = VENDOR_SIGNAL
     # Vendors equalise breast thickness differently: how much the periphery darkens,
     # and whether its outer ring is enhanced, is part of each vendor's look.
     falloff = 0.38 + s * (look.edge_falloff - 0.38)
@@ -656,11 +652,13 @@ def oracle_summary(metadata: pd.DataFrame, clinical: pd.DataFrame, jobs: Iterabl
 
 
 def settings_from_config(config: dict[str, object]) -> SyntheticSettings:
-    """Build settings from the ``data.synthetic`` config block (unknown keys are refused by the schema)."""
-    known = {k: v for k, v in config.items() if k in SyntheticSettings.__dataclass_fields__}
-    if "density_centres" in known:
-        known["density_centres"] = tuple(known["density_centres"])  # type: ignore[arg-type]
-    return replace(SyntheticSettings(), **known)  # type: ignore[arg-type]
+    """Settings from the validated ``data.synthetic`` config section (every key present)."""
+    missing = sorted(set(SyntheticSettings.__dataclass_fields__) - set(config))
+    if missing:
+        raise ValueError(f"data.synthetic lacks {', '.join(missing)}: pass the validated config")
+    known = {k: config[k] for k in SyntheticSettings.__dataclass_fields__}
+    known["density_centres"] = tuple(known["density_centres"])  # type: ignore[arg-type]
+    return SyntheticSettings(**known)  # type: ignore[arg-type]
 
 
 def default_workers() -> int:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..analysis.evaluation import rates, subgroup_masks, threshold_at_fpr
+from ..analysis.evaluation import rates, subgroup_masks, threshold_at_fpr, totals
 
 AUDIT_COLUMNS = ["strategy", "n_requested", "n_relabelled", "draw", "threshold", "attribute", "subgroup", "tpr", "fpr", "n_pos", "n_neg"]
 SUMMARY_COLUMNS = [
@@ -46,15 +46,12 @@ def _subgroup_rows(test: pd.DataFrame, predicted: np.ndarray, attributes: list[s
     truth = test["label_clean"].to_numpy()
     rows = []
     for attribute, subgroup, member in subgroup_masks(test, attributes):
-        tpr, fpr = rates(truth[member], predicted[member])
         rows.append(
             {
                 "attribute": attribute,
                 "subgroup": subgroup,
-                "tpr": tpr,
-                "fpr": fpr,
-                "n_pos": int((truth[member] == 1).sum()),
-                "n_neg": int((truth[member] == 0).sum()),
+                **rates(truth[member], predicted[member]),
+                **totals(truth[member], predicted[member]),
             }
         )
     return rows

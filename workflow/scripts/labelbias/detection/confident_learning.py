@@ -52,8 +52,7 @@ def linear_crossfit(
     """
     if len(np.unique(labels_train)) < 2:
         raise DataQualityError("a cross-fitting fold's training images hold a single class")
-    # Here, not at the top: the fold and summary jobs import this module too, and
-    # scikit-learn (with the SciPy it pulls in) costs them 1.5 s of a few seconds' work.
+    # Here, not at the top: the fold and summary jobs import this module and never fit.
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -35,35 +35,35 @@ from .augment import augment_batch
 from ..errors import DataQualityError
 from ..data.imaging import CACHE_MAX
 from .metrics import auc, macro_ovr_auc
-from .model import compact, expand, freeze_before, initial_model, penultimate
-from .optim import FusedAdam, set_deterministic
+from .cpu_engine import compact, expand
+from .model import freeze_before, initial_model, penultimate
 
 log = logging.getLogger("labelbias")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int = 6
-    batch_size: int = 32
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all steps
-    weight_decay: float = 0.0
-    seed: int = 0
-    augment: bool = True
-    init: str = "scratch"  # scratch, imagenet or backbone (see model.INITS)
-    fine_tune_from: str = "stem"  # the first stage that trains (model.STAGES); "stem": all of them
-    threads: int = 1
-    eval_batch_size: int = 256
+    """How one model trains: the config's ``train`` section as :func:`labelbias.config.train_settings`
+    resolves it for a target (the schema holds the defaults and what each key means)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_schedule: str  # "constant", or "cosine": decays to 0 over all steps
+    weight_decay: float
+    seed: int
+    augment: bool
+    init: str  # scratch, imagenet or backbone (see model.INITS)
+    fine_tune_from: str  # the first stage that trains (model.STAGES); "stem": all of them
+    threads: int
+    eval_batch_size: int
     # 0 = as many images as the training set; subgroup classifiers may use fewer
     # (separability.images_per_epoch), as do benchmarks.
-    max_batches_per_epoch: int = 0
-    # "best_val_auc" (the study's model selection) or "last": after a cosine decay to 0
-    # the last epoch is the model the schedule was designed to end in.
-    select_epoch: str = "best_val_auc"
-    # How batches reach the training device (see Feeder): auto, host, device or prefetch.
-    loading: str = "auto"
-    # Deterministic kernels (bit-for-bit reruns); off lets cuDNN pick the fastest ones.
-    deterministic: bool = True
+    max_batches_per_epoch: int
+    select_epoch: str  # "best_val_auc" (the study's model selection) or "last"
+    loading: str  # how batches reach the training device (see Feeder): auto, host, device or prefetch
+    deterministic: bool  # deterministic kernels (bit-for-bit reruns); off lets cuDNN pick the fastest
+    cpu_engine: bool  # the CPU engine (cpu_engine.py) on a CPU; off trains the plain network there too
 
 
 def learning_rate(settings: TrainSettings, step: int, total_steps: int) -> float:
@@ -275,18 +275,20 @@ def predict(
     batch_size: int = 256,
     with_features: bool = False,
     feeder: Feeder | None = None,
+    cpu_engine: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Class probabilities (and 512-d features) for cache rows, in the given order.
 
-    Runs a compacted (:func:`model.compact`), channels-last copy of the model: inference
-    in that layout is about 1.7x faster on the CPU (measured; training is not, so
-    training keeps its layout). Outputs stay on the device until the last batch: one
-    copy to the host, no synchronisation per batch.
+    Runs a channels-last copy of the model, the layout in which inference (unlike CPU
+    training) is faster, on a CPU through the CPU engine unless ``cpu_engine`` is off.
+    Outputs stay on the device until the last batch: one copy to the host, no
+    synchronisation per batch.
     """
     dev = next(model.parameters()).device
     feeder = feeder if feeder is not None else Feeder(cache, dev, "host")
     evaluator = copy.deepcopy(model).eval()
-    compact(evaluator, *cache.shape[-2:], dense=dev.type == "cpu")
+    if dev.type == "cpu" and cpu_engine:
+        compact(evaluator, *cache.shape[-2:])
     evaluator = evaluator.to(memory_format=torch.channels_last)
     probabilities, features = [], []
     row_batches = [rows[start : start + batch_size] for start in range(0, len(rows), batch_size)]
@@ -362,9 +364,9 @@ def fit(
     if settings.deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    set_deterministic(settings.deterministic)
-    # Deterministic mode also fills every new tensor with NaN (a debugging aid: no result
-    # reads memory before writing it); that was 10% of a training step on the CPU.
+    torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
+    # Deterministic mode would also fill every new tensor with NaN, a debugging aid that
+    # costs time and changes no result (nothing reads memory before writing it).
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.benchmark = not settings.deterministic
     keep_freed_memory()
@@ -374,20 +376,16 @@ def fit(
     torch.manual_seed(settings.seed)
     model = initial_model(n_classes, settings.init, backbone)
     frozen = freeze_before(model, settings.fine_tune_from)
-    # Trained without the kernel taps that only see padding at this input size; expanded at the end.
-    # On a GPU the convolutions stay (cuDNN is fast there, and DenseConv's weight gradient,
+    # The CPU engine trains the same network faster at small inputs; it gives the full one back at the end.
+    # A GPU trains the plain network (cuDNN is fast there, and DenseConv's weight gradient,
     # an index_add, is not deterministic on CUDA).
-    cropped = compact(model, *cache.shape[-2:], dense=dev.type == "cpu")
+    cropped = compact(model, *cache.shape[-2:]) if dev.type == "cpu" and settings.cpu_engine else []
     model = model.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    # One fused kernel per step instead of a temporary tensor per operation and parameter;
-    # on the CPU without torch.optim, whose first call imports the compiler (optim.py).
-    if dev.type == "cpu":
-        optimizer = FusedAdam(trained, lr=settings.lr, weight_decay=settings.weight_decay)
-    else:
-        optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    # One fused kernel per step instead of a temporary tensor per operation and parameter.
+    optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     mixed, half = dev.type == "cuda", amp_dtype(dev)
     scaler = torch.amp.GradScaler(enabled=mixed and half == torch.float16)
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
@@ -445,7 +443,8 @@ def fit(
         train_seconds = time.perf_counter() - started
         if len(val_rows):
             probabilities, features = predict(
-                model, cache, val_rows, settings.eval_batch_size, with_features=True, feeder=feeder
+                model, cache, val_rows, settings.eval_batch_size, with_features=True, feeder=feeder,
+                cpu_engine=settings.cpu_engine,
             )
             auc = validation_auc(val_targets, probabilities)
         else:
@@ -500,7 +499,7 @@ def fit(
 
 
 def evaluation_outputs(
-    result: TrainResult, cache: np.ndarray, rows: np.ndarray, split: np.ndarray, batch_size: int
+    result: TrainResult, cache: np.ndarray, rows: np.ndarray, split: np.ndarray, batch_size: int, cpu_engine: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and features of every non-training row, in frame order.
 
@@ -510,13 +509,15 @@ def evaluation_outputs(
     evaluated = split != "train"
     if result.val_outputs is None:
         probabilities, features = predict(
-            result.model, cache, rows[evaluated], batch_size, with_features=True, feeder=result.feeder
+            result.model, cache, rows[evaluated], batch_size, with_features=True, feeder=result.feeder,
+            cpu_engine=cpu_engine,
         )
         assert features is not None
         return probabilities, features
     is_val = split[evaluated] == "val"
     test_probabilities, test_features = predict(
-        result.model, cache, rows[split == "test"], batch_size, with_features=True, feeder=result.feeder
+        result.model, cache, rows[split == "test"], batch_size, with_features=True, feeder=result.feeder,
+        cpu_engine=cpu_engine,
     )
     assert test_features is not None
     val_probabilities, val_features = result.val_outputs
@@ -562,7 +563,7 @@ def train_target(
     )
 
     evaluated = frame[split != "train"]
-    probabilities, features = evaluation_outputs(result, cache, rows, split, settings.eval_batch_size)
+    probabilities, features = evaluation_outputs(result, cache, rows, split, settings.eval_batch_size, settings.cpu_engine)
     predictions = pd.DataFrame({"image_id": evaluated["image_id"].to_numpy(), "split": evaluated["split"].to_numpy()})
     if len(classes) == 2:
         predictions["score"] = probabilities[:, 1]
