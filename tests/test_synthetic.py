@@ -226,3 +226,13 @@ def test_demographic_signal_is_tunable(planned):
         return black - white
 
     assert abs(gap(none)) < 0.015 and gap(strong) > 0.07
+
+
+def test_the_same_mix_in_another_order_makes_the_same_dataset():
+    # yaml.safe_dump sorts keys: a config written by a program must not change the data.
+    mix = {"HOLOGIC, Inc.": 0.55, "GE MEDICAL SYSTEMS": 0.25, "FUJIFILM Corporation": 0.20}
+    given = synthetic_settings(patients=60, seed=2, vendor_mix=mix)
+    sorted_keys = synthetic_settings(patients=60, seed=2, vendor_mix=dict(sorted(mix.items())))
+    assert list(sorted_keys.vendor_mix) == list(mix)
+    first, second = plan_dataset(given), plan_dataset(sorted_keys)
+    assert first[0].equals(second[0]) and first[2] == second[2]

@@ -651,6 +651,11 @@ def oracle_summary(metadata: pd.DataFrame, clinical: pd.DataFrame, jobs: Iterabl
     return pd.DataFrame(rows)
 
 
+def canonical_order(mix: dict[str, float], order: tuple[str, ...]) -> dict[str, float]:
+    """``mix`` with the keys of ``order`` first, in that order, then any others sorted."""
+    return {key: mix[key] for key in [*(k for k in order if k in mix), *sorted(set(mix) - set(order))]}
+
+
 def settings_from_config(config: dict[str, object]) -> SyntheticSettings:
     """Settings from the validated ``data.synthetic`` config section (every key present)."""
     missing = sorted(set(SyntheticSettings.__dataclass_fields__) - set(config))
@@ -658,6 +663,10 @@ def settings_from_config(config: dict[str, object]) -> SyntheticSettings:
         raise ValueError(f"data.synthetic lacks {', '.join(missing)}: pass the validated config")
     known = {k: config[k] for k in SyntheticSettings.__dataclass_fields__}
     known["density_centres"] = tuple(known["density_centres"])  # type: ignore[arg-type]
+    # The draws follow a mix's order, so it is fixed here: the same shares written in
+    # another order (a YAML writer that sorts keys, say) make the same dataset.
+    for key, order in (("vendor_mix", MAIN_VENDORS), ("density_mix", DENSITY_CLASSES), ("race_mix", tuple(RACE_SHIFT))):
+        known[key] = canonical_order(known[key], order)  # type: ignore[arg-type]
     return SyntheticSettings(**known)  # type: ignore[arg-type]
 
 
