@@ -188,8 +188,8 @@ def check_path_names(config: dict[str, Any]) -> None:
             seen[folded] = str(name)
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Raise ConfigError naming the first invalid key of an already schema-valid config."""
+def _check_cohort(config: dict[str, Any]) -> None:
+    """cohort.split shares, vendor names, output path names and how attributes are read."""
     split = config["cohort"]["split"]
     total = sum(float(v) for v in split.values())
     if abs(total - 1.0) > 1e-6:
@@ -214,6 +214,11 @@ def check_config(config: dict[str, Any]) -> None:
                     f"cohort.attributes.{name}: on EMBED an attribute maps column values to subgroups "
                     "(values); numeric bins are read from a table source (data.source: table)"
                 )
+
+
+def _check_scenarios(config: dict[str, Any]) -> None:
+    """Each scenario names a known attribute and one of its subgroups, or neither."""
+    vendor_names = list(config["cohort"]["vendors"].values())
     known_attributes = attribute_names(config)
     scenarios = config["scenarios"]
     for name, raw in scenarios.items():
@@ -249,6 +254,10 @@ def check_config(config: dict[str, Any]) -> None:
                     f"(cohort.attributes.{attribute} gives {', '.join(sorted(allowed))})"
                 )
 
+
+def _check_classes(config: dict[str, Any]) -> None:
+    """The fine classes a bias flips exist in the data."""
+    scenarios = config["scenarios"]
     classes = class_params(config)
     default_classes = flipped_classes(config["bias"])
     if default_classes is None and is_table(config):
@@ -263,6 +272,10 @@ def check_config(config: dict[str, Any]) -> None:
                     f"of this data ({', '.join(classes['labels'])})"
                 )
 
+
+def _check_columns(config: dict[str, Any]) -> None:
+    """cohort.stratify and backbone.target name cohort columns."""
+    classes = class_params(config)
     columns = {"label", classes["name"], *attribute_names(config)} - {"pseudo_subgroup"}
     for column in config["cohort"]["stratify"]:
         if column not in columns:
@@ -273,6 +286,9 @@ def check_config(config: dict[str, Any]) -> None:
             f"backbone.target: {target!r} is not a cohort column or a '+' of them; known: {', '.join(sorted(columns))}"
         )
 
+
+def _check_training(config: dict[str, Any]) -> None:
+    """Fine-tuning and detection settings that need pretrained weights have them."""
     if config["backbone"]["init"] == "scratch":
         for key in ("train", "separability"):
             stage = config[key].get("fine_tune_from", "stem")
@@ -289,6 +305,11 @@ def check_config(config: dict[str, Any]) -> None:
                 "(random features); use backbone.init pretrain or imagenet, or detection.model finetune"
             )
 
+
+def _check_grid(config: dict[str, Any]) -> None:
+    """The grid axes (dose response, perturbations, analysed attributes, baseline) name what exists."""
+    scenarios = config["scenarios"]
+    known_attributes = attribute_names(config)
     biased = [name for name in scenarios if (scenarios[name] or {}).get("attribute")]
     for name in config["dose_response"]["scenarios"]:
         if name not in biased:
@@ -317,6 +338,9 @@ def check_config(config: dict[str, Any]) -> None:
     if (scenarios[baseline] or {}).get("attribute"):
         raise ConfigError(f"baseline_scenario: {baseline!r} must be a clean scenario (no attribute)")
 
+
+def _check_data_source(config: dict[str, Any]) -> None:
+    """The data source's own settings: the generator's vendors and shares, or the input files."""
     data = config["data"]
     if data["source"] == "synthetic":
         synthetic = data["synthetic"]
@@ -348,6 +372,17 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(f"data.embed.{key}: table {embed[key]!r} does not exist")
         if not embed["image_root"] or not Path(embed["image_root"]).is_dir():
             raise ConfigError(f"data.embed.image_root: folder {embed['image_root']!r} does not exist")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ConfigError naming the first invalid key of an already schema-valid config."""
+    _check_cohort(config)
+    _check_scenarios(config)
+    _check_classes(config)
+    _check_columns(config)
+    _check_training(config)
+    _check_grid(config)
+    _check_data_source(config)
 
 
 def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
