@@ -10,6 +10,7 @@ something to learn and a subgroup something to be told apart by.
 
 from __future__ import annotations
 
+import copy
 import gzip
 from pathlib import Path
 
@@ -17,9 +18,22 @@ import numpy as np
 import pandas as pd
 import yaml
 from PIL import Image
+from snakemake.utils import validate
+
+from labelbias.config import apply_source_defaults, check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ROOT / "config" / "presets"
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def checked(config: dict) -> dict:
+    """The config as the workflow sees it: source defaults, schema defaults, semantic checks."""
+    config = copy.deepcopy(config)
+    apply_source_defaults(config)
+    validate(config, SCHEMA, set_default=True)
+    check_config(config)
+    return config
 
 
 def picture(rng: np.random.Generator, positive: bool, shift: float, size: tuple[int, int] = (48, 40),
@@ -121,6 +135,32 @@ def write_ham10000(root: Path, lesions: int = 100, seed: int = 3) -> dict[str, s
     table = root / "HAM10000_metadata.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     return {"path": str(table), "image_root": str(root)}
+
+
+# An RGB offset with no luminance: 0.299 x 30 - 0.587 x 18 + 0.114 x 14 = 0 (ITU-R 601).
+COLOUR_ONLY_TINT = np.array([30, -18, 14])
+
+
+def write_colour_only_ham10000(root: Path, lesions: int = 160, seed: int = 5) -> dict[str, str]:
+    """A HAM10000-layout table whose sexes differ only in colour: RGB PNGs, female tinted
+    magenta and male green by :data:`COLOUR_ONLY_TINT`, so both have the same grey levels
+    (Pillow's ``L``, to within one in 256 on a few pixels)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for lesion in range(lesions):
+        sex = "female" if lesion % 2 else "male"
+        dx = str(rng.choice(["nv", "bkl", "mel", "bcc"], p=[0.4, 0.2, 0.3, 0.1]))
+        for number in range(int(rng.integers(1, 3))):
+            image_id = f"ISIC_{1000000 + 10 * lesion + number:07d}"
+            grey = np.asarray(picture(rng, dx in ("mel", "bcc"), 0.0), dtype=np.int16).clip(30, 225)
+            sign = 1 if sex == "female" else -1
+            rgb = (grey[..., None] + sign * COLOUR_ONLY_TINT).astype(np.uint8)
+            _save(Image.fromarray(rgb, mode="RGB"), root / "images" / f"{image_id}.png")
+            rows.append({"lesion_id": f"HAM_{lesion:07d}", "image_id": image_id, "dx": dx, "dx_type": "histo",
+                         "age": f"{5 * int(rng.integers(4, 17))}.0", "sex": sex, "localization": "back"})
+    table = root / "HAM10000_metadata.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    return {"path": str(table), "image_root": str(root), "image_template": "images/{image_id}.png"}
 
 
 def write_separability_split(root: Path, patients: int = 100, seed: int = 4) -> dict[str, str]:

@@ -14,16 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from snakemake.utils import validate
+from PIL import Image
 
-from labelbias.config import apply_source_defaults, check_config, class_params, scenario_bias
+from labelbias.config import class_params, scenario_bias
 from labelbias.data.imaging import PreprocessSettings, load_for_cache, preprocess
 from labelbias.data.table import canonical, read_source_table, select_table_images, table_source
 from labelbias.errors import ConfigError, DataQualityError, InputTableError
-from table_factory import WRITERS, preset_config
+from table_factory import WRITERS, checked, preset_config
 from workflow_helpers import ROOT, planned_rules, snakemake, write_config
 
-SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 FAST = {
     "seed": 3,
     "cohort": {"split": {"train": 0.5, "val": 0.2, "test": 0.3}},
@@ -32,15 +31,6 @@ FAST = {
     "separability": {"bootstrap": 50},
     "evaluation": {"bootstrap": 50},
 }
-
-
-def checked(config: dict) -> dict:
-    """The config as the workflow sees it: source defaults, schema defaults, semantic checks."""
-    config = copy.deepcopy(config)
-    apply_source_defaults(config)
-    validate(config, SCHEMA, set_default=True)
-    check_config(config)
-    return config
 
 
 def selected(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -108,7 +98,7 @@ def test_mimic_joins_labels_per_study_and_patients_per_subject(datasets):
     assert set(images["sex"]) == {"F", "M"}
 
 
-def test_ham10000_colour_images_are_read_as_grey_and_lesions_are_patients(datasets):
+def test_ham10000_images_are_read_in_colour_and_lesions_are_patients(datasets):
     config = checked(datasets["ham10000"])
     images, _ = selected(config)
     raw = pd.read_csv(config["data"]["table"]["path"], dtype=str, keep_default_na=False)
@@ -117,13 +107,16 @@ def test_ham10000_colour_images_are_read_as_grey_and_lesions_are_patients(datase
     # Blank ages fall into 'other' (Other), not an error.
     assert "Other" in set(images["age"]) or (raw["age"] != "").all()
     path = Path(config["data"]["table"]["image_root"]) / images["image_path"].iloc[0]
-    settings = PreprocessSettings(height=48, width=64, mammogram=False)
+    assert config["preprocess"]["channels"] == 3
+    settings = PreprocessSettings(height=48, width=64, mammogram=False, channels=3)
     display, shape = load_for_cache(path, "auto", settings)
-    assert display.ndim == 2 and shape == (48, 40) and 0 <= display.min() < display.max() <= 1
+    assert display.shape == (3, 48, 40) and shape == (48, 40) and 0 <= display.min() < display.max() <= 1
     cached, flipped = preprocess(display, settings, source=str(path), full_shape=shape)
-    assert cached.shape == (48, 64) and not flipped
+    assert cached.shape == (3, 48, 64) and not flipped
+    # The writer's tint: red above green above blue, kept.
+    assert cached[0].mean() > cached[1].mean() > cached[2].mean()
     # Kept whole: resized, not masked: the background next to the lesion is not zeroed.
-    assert (cached[:, : cached.shape[1] // 2] > 0).mean() > 0.9
+    assert (cached[:, :, : cached.shape[2] // 2] > 0).mean() > 0.9
 
 
 def test_separability_split_reads_16_bit_png_and_three_attributes(datasets):
@@ -230,7 +223,9 @@ def two_scenarios(config: dict) -> tuple[dict, str]:
 
 # The layouts differ in how their files are read (JPEG, gzipped tables, colour, 16-bit PNG):
 # each runs its data stage for real; one of them runs the whole workflow, the others plan it.
-FULL_RUN = "chexpert"
+# The full run is the colour one: every later stage then runs on three channels, while the
+# synthetic default's runs cover grey.
+FULL_RUN = "ham10000"
 DATA_STAGE = ["results/data/qc.tsv", "results/data/table1.tsv"]
 
 
@@ -280,6 +275,14 @@ def test_preset_runs_through_the_workflow(datasets, name, tmp_path):
     shift = pd.read_csv(workdir / "results/eval/pc1_shift.tsv", sep="\t")
     assert classes["name"] in shift.columns
     assert (workdir / "results/front_page.rst").is_file() and (workdir / "results/detection/summary.tsv").is_file()
+    assert np.load(workdir / "results/cache/images.npy", mmap_mode="r").shape[1:] == (3, 32, 32)
+    # The image grids show the colour the models saw.
+    with Image.open(workdir / f"results/figures/images/{first}.png") as grid:
+        pixels = np.asarray(grid.convert("RGB")).astype(int)
+    red, green, blue = np.moveaxis(pixels, -1, 0)
+    # The writer's tint (green 0.7 and blue 0.55 of red), not the red frames of flipped images.
+    tinted = (red - blue > 20) & (green > 0.5 * red) & (green > blue)
+    assert tinted.mean() > 0.05
     for attribute in attributes:
         separability = pd.read_csv(workdir / f"results/separability/{attribute}.tsv", sep="\t")
         assert len(separability) >= 2 and separability["auc"].between(0, 1).all()

@@ -369,7 +369,7 @@ def test_backbone_init_copies_every_weight_but_the_head():
             assert value.shape[0] == 2
         else:
             assert torch.equal(value, source.state_dict()[name]), name
-    with pytest.raises(DataQualityError, match="do not fit a one-channel ResNet-18"):
+    with pytest.raises(DataQualityError, match="do not fit a 1-channel ResNet-18"):
         initial_model(2, "backbone", {"conv9.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="needs the backbone's weights"):
         initial_model(2, "backbone")

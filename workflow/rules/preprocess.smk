@@ -16,6 +16,7 @@ rule preprocess_shard:
         shards=N_SHARDS,
         height=config["preprocess"]["height"],
         width=config["preprocess"]["width"],
+        channels=config["preprocess"]["channels"],
         mask_threshold=config["preprocess"]["mask_threshold"],
         working_scale=config["preprocess"]["working_scale"],
     script:

@@ -8,7 +8,7 @@ import torch
 from labelbias.data.cache import open_cache
 from labelbias.models.model import initial_model, read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.models.train import predict
+from labelbias.models.train import image_channels, predict
 
 log = logging.getLogger("labelbias")
 
@@ -21,9 +21,10 @@ def main(snakemake):
     backbone = None
     if "backbone" in snakemake.input.keys():
         backbone = read_backbone(snakemake.input.backbone)
-    model = initial_model(2, snakemake.params.init, backbone)
+    cache = open_cache(snakemake.input.cache)
+    model = initial_model(2, snakemake.params.init, backbone, channels=image_channels(cache))
     _, features = predict(
-        model, open_cache(snakemake.input.cache), pool["cache_row"].to_numpy(), with_features=True,
+        model, cache, pool["cache_row"].to_numpy(), with_features=True,
         cpu_engine=snakemake.params.cpu_engine,
     )
     assert features is not None

@@ -20,6 +20,7 @@ def main(snakemake):
         mask_threshold=float(snakemake.params.mask_threshold),
         working_scale=int(snakemake.params.working_scale),
         mammogram=bool(source.get("mammogram", True)),
+        channels=int(snakemake.params.channels),
     )
     arrays, qc, timing = preprocess_shard(
         images,

@@ -306,6 +306,33 @@ def _check_training(config: dict[str, Any]) -> None:
             )
 
 
+def _check_channels(config: dict[str, Any]) -> None:
+    """Colour (preprocess.channels 3) is for pictures, and colour-only settings need it."""
+    colour = int(config["preprocess"]["channels"]) == 3
+    if colour:
+        if not is_table(config):
+            raise ConfigError(
+                f"preprocess.channels: 3 (colour) reads photographs from a table source; "
+                f"data.source {config['data']['source']!r} holds mammograms, which are grey (use 1)"
+            )
+        if config["data"]["table"]["mammograms"]:
+            raise ConfigError(
+                "preprocess.channels: 3 (colour) with data.table.mammograms: true; mammograms are "
+                "grey (use channels 1), or set mammograms false for photographs"
+            )
+        if config["data"]["table"]["image_format"] == "dicom":
+            raise ConfigError("preprocess.channels: 3 (colour) with data.table.image_format dicom; DICOM is read as grey")
+        return
+    for key in ("saturation_jitter", "hue_jitter"):
+        if float(config["train"][key]) > 0:
+            raise ConfigError(f"train.{key}: colour jitter needs colour images (preprocess.channels: 3)")
+    for position, item in enumerate(config["perturbation"]["list"]):
+        if item["kind"] == "grey":
+            raise ConfigError(
+                f"perturbation.list[{position}]: the grey perturbation needs colour images (preprocess.channels: 3)"
+            )
+
+
 def _check_grid(config: dict[str, Any]) -> None:
     """The grid axes (dose response, perturbations, analysed attributes, baseline) name what exists."""
     scenarios = config["scenarios"]
@@ -381,6 +408,7 @@ def check_config(config: dict[str, Any]) -> None:
     _check_classes(config)
     _check_columns(config)
     _check_training(config)
+    _check_channels(config)
     _check_grid(config)
     _check_data_source(config)
 

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.stats import gaussian_kde  # noqa: E402
 
+from ..data.perturb import KINDS as PERTURBATION_KINDS  # noqa: E402
 from ..data.table import canonical  # noqa: E402
 
 # One colour per fine class, in the class order (EMBED: A, B, C, D).
@@ -180,7 +181,10 @@ def detection_figure(
 
 
 def _frame_image(ax, image: np.ndarray, colour: str | None) -> None:
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if image.ndim == 3:  # a colour cache row, (3, height, width): shown in its colours
+        ax.imshow(np.moveaxis(image, 0, -1).clip(0, 1), interpolation="nearest")
+    else:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -246,13 +250,17 @@ def loss_figure(
 ATTRIBUTE_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e"]
 
 
+STRENGTH_UNITS = {"lowpass": "kept diameter (px)", "highpass": "removed diameter (px)", "noise": "noise sigma",
+                  "crop": "kept area share", "grey": "share of colour removed"}
+
+
 def perturbation_figure(table: pd.DataFrame, path: str) -> None:
     """Macro one-vs-rest AUC against perturbation strength, one panel per kind, one line per attribute.
 
     The unperturbed classifier's AUC is the dashed line of the same colour; 0.5 is chance.
     """
     macro = table[table["subgroup"] == "all (macro)"]
-    kinds = [k for k in ("lowpass", "highpass", "noise", "crop") if k in set(macro["kind"])]
+    kinds = [k for k in PERTURBATION_KINDS if k in set(macro["kind"])]
     attributes = list(dict.fromkeys(macro["attribute"]))
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.0 * max(1, len(kinds)), 2.8), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=False):
@@ -264,8 +272,7 @@ def perturbation_figure(table: pd.DataFrame, path: str) -> None:
                 ax.axhline(float(plain["auc"].iloc[0]), color=colour, ls="--", lw=0.8)
         ax.axhline(0.5, color="#999999", ls=":", lw=0.8)
         ax.set_title(kind, fontsize=9)
-        ax.set_xlabel({"lowpass": "kept diameter (px)", "highpass": "removed diameter (px)", "noise": "noise sigma",
-                       "crop": "kept area share"}[kind], fontsize=8)
+        ax.set_xlabel(STRENGTH_UNITS[kind], fontsize=8)
         ax.set_ylim(0.4, 1.02)
     axes[0][0].set_ylabel("macro one-vs-rest AUC", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")

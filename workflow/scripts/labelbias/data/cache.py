@@ -85,8 +85,9 @@ def preprocess_shard(
             {"image_id": record["image_id"], "image_path": str(path), "status": "ok", "flipped": int(flipped), "reason": ""}
         )
     elapsed = time.perf_counter() - started
+    planes = (settings.channels,) if settings.channels > 1 else ()
     stacked = (
-        np.stack(arrays) if arrays else np.zeros((0, settings.height, settings.width), dtype=CACHE_DTYPE)
+        np.stack(arrays) if arrays else np.zeros((0, *planes, settings.height, settings.width), dtype=CACHE_DTYPE)
     )
     timing = {"images": float(len(rows)), "seconds": elapsed, "images_per_second": len(rows) / max(elapsed, 1e-9)}
     return stacked, pd.DataFrame(qc, columns=QC_COLUMNS), timing
@@ -135,8 +136,9 @@ def merge_shards(
     ok = qc[qc["status"] == "ok"].reset_index(drop=True)
     if len(shard_arrays) == 0 or ok.empty:
         raise DataQualityError("no image could be preprocessed")
-    height, width = shard_arrays[0].shape[1:]
-    out = np.lib.format.open_memmap(output_array, mode="w+", dtype=CACHE_DTYPE, shape=(len(ok), height, width))
+    # (height, width) grey, (3, height, width) colour: the model reads the channel count from it.
+    image_shape = shard_arrays[0].shape[1:]
+    out = np.lib.format.open_memmap(output_array, mode="w+", dtype=CACHE_DTYPE, shape=(len(ok), *image_shape))
     target_row = {image_id: i for i, image_id in enumerate(ok["image_id"])}
     for arrays, table in zip(shard_arrays, shard_qc, strict=True):
         readable = table[table["status"] == "ok"]["image_id"].to_numpy()
@@ -152,5 +154,8 @@ def merge_shards(
 
 
 def open_cache(array_path: str | Path) -> np.ndarray:
-    """Open the cache read-only and memory-mapped: memory does not grow with the dataset."""
+    """Open the cache read-only and memory-mapped: memory does not grow with the dataset.
+
+    Its rows are (height, width) grey images or (3, height, width) colour ones.
+    """
     return np.load(array_path, mmap_mode="r")

@@ -1,4 +1,4 @@
-"""Reading mammograms (DICOM or 16-bit PNG) and turning them into model-ready arrays.
+"""Reading mammograms (DICOM or 16-bit PNG) and other images (grey or colour) into model-ready arrays.
 
 The steps follow the study: window to the display range, invert MONOCHROME1 so
 dense tissue is bright, keep the largest connected foreground component (drops
@@ -41,6 +41,15 @@ class PreprocessSettings:
     # Mammograms: keep the largest foreground component and put the chest wall on the
     # left. Other images (chest X-rays, skin, fundus) are resized whole.
     mammogram: bool = True
+    # 1: grey (colour files read as their ITU-R 601 luminance); 3: RGB, for pictures
+    # whose colour may carry a subgroup (skin, fundus). Mammograms are grey.
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels is 1 (grey) or 3 (colour), got {self.channels}")
+        if self.channels == 3 and self.mammogram:
+            raise ValueError("mammograms are grey: channels 3 needs a source that is not a mammogram")
 
 
 # JPEG 2000 transfer syntaxes (lossless, lossy, and the high-throughput ones).
@@ -363,44 +372,96 @@ def png_pixels(path: str | Path) -> np.ndarray:
     return pixels
 
 
-def picture_pixels(path: str | Path) -> np.ndarray:
-    """A PNG or JPEG as grey values (uint8 or uint16): colour is converted to luminance
-    (ITU-R 601 weights, Pillow's ``L``), 16-bit grey is kept as stored."""
+# Pillow modes of grey pictures, and of pictures whose values need a rule before use.
+GREY_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "F"})
+ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+
+
+def picture_pixels(path: str | Path, channels: int = 1) -> np.ndarray:
+    """A PNG, JPEG or TIFF as stored values (uint8 or uint16): (rows, cols) grey or (rows, cols, 3) RGB.
+
+    ``channels`` 1: colour is converted to luminance (ITU-R 601 weights, Pillow's
+    ``L``), 16-bit grey is kept as stored. ``channels`` 3: colour is kept; a grey file
+    is refused, since in a colour dataset being grey would tell its images apart.
+    Either way a CMYK file and one with transparent pixels are refused (their
+    colours need a profile or a background the workflow cannot know); an alpha
+    channel that is opaque everywhere is dropped, a palette is expanded.
+    The rules, with the reasons a QC table shows, are in docs/datasets.md.
+    """
     path = Path(path)
     try:
         with Image.open(path) as image:
-            if image.mode in ("I;16", "I;16B", "I;16L"):
-                pixels = np.asarray(image).astype(np.uint16)
-            elif image.mode == "I":
-                pixels = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-            else:
-                pixels = np.asarray(image.convert("L"))
+            image.load()
+            return _picture_values(image, channels)
     except FileNotFoundError as error:
         raise ImageReadError(f"{path}: file not found") from error
+    except ImageReadError as error:
+        raise ImageReadError(f"{path}: {error}") from None
     except Exception as error:
         raise ImageReadError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
-    return pixels
+
+
+def _picture_values(image: Image.Image, channels: int) -> np.ndarray:
+    mode = image.mode
+    if mode == "CMYK":
+        raise ImageReadError(
+            "CMYK colour: its RGB depends on a colour profile the workflow does not apply; convert the file to RGB"
+        )
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = image.mode
+    if mode in ALPHA_MODES:
+        alpha = np.asarray(image.getchannel("A"))
+        if int(alpha.min()) < 255:
+            raise ImageReadError(
+                f"transparent pixels (mode {mode}, {float((alpha < 255).mean()):.0%} of them): "
+                "what lies behind them is unknown; flatten the image onto its background first"
+            )
+    if channels == 3:
+        if mode in GREY_MODES or mode in ("LA", "La"):
+            raise ImageReadError(
+                f"a grey-scale image (mode {mode}) in a colour dataset (preprocess.channels: 3): "
+                "being grey alone would tell it from the colour images; convert it to RGB or use channels 1"
+            )
+        return np.asarray(image.convert("RGB"))
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(image).astype(np.uint16)
+    if mode == "I":
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+    return np.asarray(image.convert("L"))
 
 
 def png_display(pixels: np.ndarray, reduce_for: PreprocessSettings | None = None) -> np.ndarray:
+    """Stored values in [0, 1], reduced for ``reduce_for``: (rows, cols) grey, or (3, rows, cols) from RGB."""
     scale = 65535.0 if pixels.dtype != np.uint8 else 255.0
-    reduced = box_reduce(pixels, reduction_factor(pixels.shape, reduce_for))
+    factor = reduction_factor(pixels.shape[:2], reduce_for)
+    if pixels.ndim == 3:
+        reduced = np.stack([box_reduce(np.ascontiguousarray(pixels[..., c]), factor) for c in range(pixels.shape[2])])
+    else:
+        reduced = box_reduce(pixels, factor)
     return (reduced / np.float32(scale)).clip(0, 1)
 
 
 def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSettings) -> tuple[np.ndarray, tuple[int, int]]:
-    """The display image reduced for ``settings``, and the (rows, cols) of the file's full image."""
+    """The display image reduced for ``settings``, and the (rows, cols) of the file's full image.
+
+    The display image is (rows, cols), or (3, rows, cols) with ``settings.channels`` 3.
+    """
     if image_format == "dicom":
+        if settings.channels == 3:
+            raise ImageReadError(
+                f"{path}: a DICOM image is read as grey, and this is a colour dataset (preprocess.channels: 3)"
+            )
         dataset, pixels = decode_dicom(path, settings)
         full_shape = (int(dataset.Rows), int(dataset.Columns))  # type: ignore[attr-defined]
         return display_from_stored(dataset, pixels, path), full_shape
     if image_format in ("png", "picture"):
-        # png: EMBED's 16-bit grey PNGs, strictly; picture: any PNG or JPEG, colour made grey.
-        pixels = png_pixels(path) if image_format == "png" else picture_pixels(path)
+        # png: EMBED's 16-bit grey PNGs, strictly; picture: any PNG, JPEG or TIFF (see picture_pixels).
+        pixels = png_pixels(path) if image_format == "png" else picture_pixels(path, settings.channels)
         return png_display(pixels, settings), (int(pixels.shape[0]), int(pixels.shape[1]))
     if image_format == "auto":
         suffix = Path(path).suffix.lower()
-        if suffix in (".png", ".jpg", ".jpeg"):
+        if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
             return load_for_cache(path, "picture", settings)
         return load_for_cache(path, "dicom", settings)
     raise ValueError(f"unknown image format {image_format!r}")
@@ -451,12 +512,18 @@ def preprocess(
     """Mask, align, resize and scale one display image; returns (cache array, was_flipped).
 
     ``full_shape``: the image's (rows, cols) before the reader reduced it, if it did.
-    Images that are not mammograms (``settings.mammogram`` false) are resized whole.
+    Images that are not mammograms (``settings.mammogram`` false) are resized whole,
+    a colour image (3, rows, cols) plane by plane into a (3, height, width) array.
     """
     if not settings.mammogram:
         if float(image.max()) <= float(image.min()):
             raise ImageReadError(f"{source}: the image is blank (every pixel {float(image.min()):g})")
-        resized = resize_and_pad(image.astype(np.float32), settings.height, settings.width, full_shape)
+        if image.ndim == 3:  # (3, rows, cols): each colour plane resized alike
+            resized = np.stack(
+                [resize_and_pad(plane.astype(np.float32), settings.height, settings.width, full_shape) for plane in image]
+            )
+        else:
+            resized = resize_and_pad(image.astype(np.float32), settings.height, settings.width, full_shape)
         return np.round(np.clip(resized, 0.0, 1.0) * CACHE_MAX).astype(CACHE_DTYPE), False
     mask = breast_mask(image, settings.mask_threshold)
     if mask.sum() < 0.01 * mask.size:

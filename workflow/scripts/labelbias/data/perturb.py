@@ -1,7 +1,8 @@
 """Image perturbations for separability under degradation ("Reading Race", Gichoya et al.).
 
 Circular FFT low-pass and high-pass masks (diameter in pixels of the model input),
-added Gaussian noise, and random crops of a given area share resized back. A
+added Gaussian noise, random crops of a given area share resized back, and, for
+colour images, the removal of a share of their colour (``grey``). A
 perturbed image depends only on the perturbation and the image's cache row, never
 on the batch it is read in, so training and evaluation see the same perturbed image.
 """
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("lowpass", "highpass", "noise", "crop")
+KINDS = ("lowpass", "highpass", "noise", "crop", "grey")
+# ITU-R 601 luma, the weights a colour file is read as grey with (preprocess.channels 1).
+LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class Perturbation:
             raise ValueError(f"unknown perturbation {self.kind!r}; one of {', '.join(KINDS)}")
         if self.kind == "crop" and not 0 < self.strength <= 1:
             raise ValueError(f"crop keeps a share of the area in (0, 1], got {self.strength}")
+        if self.kind == "grey" and not 0 < self.strength <= 1:
+            raise ValueError(f"grey removes a share of the colour in (0, 1], got {self.strength}")
         if self.strength < 0:
             raise ValueError(f"perturbation strength must be >= 0, got {self.strength}")
 
@@ -54,26 +59,35 @@ def _rescale(images: np.ndarray) -> np.ndarray:
 
 def _crop(image: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     from scipy import ndimage  # here: jobs without a perturbation never need SciPy
-    height, width = image.shape
+    height, width = image.shape[-2:]
     h = max(1, int(round(height * np.sqrt(share))))
     w = max(1, int(round(width * np.sqrt(share))))
     top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
-    window = image[top : top + h, left : left + w]
-    return ndimage.zoom(window, (height / h, width / w), order=1, mode="nearest", grid_mode=True)
+    window = image[..., top : top + h, left : left + w]
+    # A colour image's planes share the window.
+    zoom = (1,) * (image.ndim - 2) + (height / h, width / w)
+    return ndimage.zoom(window, zoom, order=1, mode="nearest", grid_mode=True)
 
 
 def perturb_images(images: np.ndarray, rows: np.ndarray, perturbation: Perturbation) -> np.ndarray:
-    """Perturb (n, H, W) images in [0, 1]; ``rows`` (their cache rows) seed the random kinds per image."""
+    """Perturb (n, H, W) grey or (n, 3, H, W) colour images in [0, 1]; ``rows`` (their cache
+    rows) seed the random kinds per image. Filters and noise act on each colour plane."""
     images = np.asarray(images, dtype=np.float64)
-    _, height, width = images.shape
+    image_shape = images.shape[1:]
+    height, width = image_shape[-2:]
     kind, strength = perturbation.kind, perturbation.strength
     if kind == "lowpass":
         out = _fft_filter(images, _circle(height, width, strength))
     elif kind == "highpass":
         out = _rescale(_fft_filter(images, ~_circle(height, width, strength)))
     elif kind == "noise":
-        noise = np.stack([np.random.default_rng([perturbation.seed, int(r)]).normal(0, strength, (height, width)) for r in rows])
+        noise = np.stack([np.random.default_rng([perturbation.seed, int(r)]).normal(0, strength, image_shape) for r in rows])
         out = images + noise
+    elif kind == "grey":
+        if images.ndim != 4:
+            raise ValueError("the grey perturbation needs colour images (preprocess.channels: 3)")
+        luminance = np.einsum("c,nchw->nhw", LUMA, images)[:, None]
+        out = images + strength * (luminance - images)
     else:
         out = np.stack(
             [_crop(image, strength, np.random.default_rng([perturbation.seed, int(r)])) for image, r in zip(images, rows, strict=True)]

@@ -22,6 +22,10 @@ class AugmentSettings:
     affine_p: float = 0.5
     rotation_deg: float = 10.0
     scale: tuple[float, float] = (0.9, 1.1)
+    # Colour images only, off unless configured (train.saturation_jitter, train.hue_jitter):
+    # both move colour, which may be what tells a subgroup apart.
+    saturation: float = 0.0
+    hue: float = 0.0  # share of the colour wheel, either way
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -30,10 +34,16 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator, device
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: AugmentSettings = AugmentSettings()) -> torch.Tensor:
-    """Augment a (B, 1, H, W) batch in [0, 1] on its own device; background (exact 0) stays 0."""
-    b, _, h, w = images.shape
+    """Augment a (B, C, H, W) batch in [0, 1] on its own device; background (exact 0) stays 0.
+
+    C is 1 (grey) or 3 (RGB). Gamma, brightness and contrast draw one factor per image
+    and apply it to every channel (contrast about each channel's own mean), so
+    channels never mix; saturation and hue jitter, when set, are the only steps that do.
+    """
+    b, channels, h, w = images.shape
     device = images.device
-    foreground = images > 0
+    # A pixel is background when every channel is 0 (a pure red pixel is not).
+    foreground = images.amax(dim=1, keepdim=True) > 0 if channels > 1 else images > 0
     gamma = _uniform(b, *settings.gamma, generator, device).view(b, 1, 1, 1)
     out = images.clamp_min(1e-6) ** gamma
     brightness = _uniform(b, 1 - settings.brightness, 1 + settings.brightness, generator, device).view(b, 1, 1, 1)
@@ -41,6 +51,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: Au
     contrast = _uniform(b, 1 - settings.contrast, 1 + settings.contrast, generator, device).view(b, 1, 1, 1)
     mean = (out * foreground).sum(dim=(2, 3), keepdim=True) / foreground.sum(dim=(2, 3), keepdim=True).clamp_min(1)
     out = ((out - mean) * contrast + mean).clamp(0, 1) * foreground
+    if channels == 3 and (settings.saturation > 0 or settings.hue > 0):
+        out = _jitter_colour(out, foreground, settings, generator)
 
     # Drawn and counted on the host: a GPU step never waits for the count.
     chosen = torch.nonzero(torch.rand(b, generator=generator) < settings.affine_p).flatten()
@@ -56,7 +68,28 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, settings: Au
         theta[:, 0, 1] = -sin * h / w
         theta[:, 1, 0] = sin * w / h
         theta[:, 1, 1] = cos
-        grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+        grid = F.affine_grid(theta, [n, channels, h, w], align_corners=False)
         warped = F.grid_sample(out.index_select(0, index), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         out = out.index_copy(0, index, warped)
     return out
+
+
+# ITU-R 601 luma weights and the YIQ chroma axes: saturation scales the chroma, hue rotates it.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _jitter_colour(images: torch.Tensor, foreground: torch.Tensor, settings: AugmentSettings,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Scale each image's saturation and rotate its hue in YIQ space, keeping its luminance."""
+    b, device = images.shape[0], images.device
+    saturation = _uniform(b, 1 - settings.saturation, 1 + settings.saturation, generator, device)
+    angle = _uniform(b, -settings.hue, settings.hue, generator, device) * 2 * math.pi
+    to_yiq = _RGB_TO_YIQ.to(device, images.dtype)
+    cos, sin = torch.cos(angle) * saturation, torch.sin(angle) * saturation
+    chroma = torch.zeros(b, 3, 3, device=device, dtype=images.dtype)
+    chroma[:, 0, 0] = 1
+    chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
+    # One 3x3 matrix per image, RGB -> YIQ -> scaled, rotated chroma -> RGB.
+    per_image = torch.linalg.inv(to_yiq) @ chroma @ to_yiq
+    mixed = torch.einsum("bij,bjhw->bihw", per_image, images)
+    return mixed.clamp(0, 1) * foreground

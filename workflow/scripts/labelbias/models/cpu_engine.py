@@ -132,7 +132,7 @@ def conv_input_sizes(model: nn.Module, height: int, width: int) -> dict[str, tup
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, 1, height, width, dtype=parameter.dtype, device=parameter.device))
+            model(torch.zeros(1, model.conv1.in_channels, height, width, dtype=parameter.dtype, device=parameter.device))
     finally:
         model.train(training)
         for hook in hooks:

@@ -1,4 +1,4 @@
-"""The classifier: torchvision's ResNet-18 with a one-channel stem and a new head."""
+"""The classifier: torchvision's ResNet-18 with a one-channel (grey) or its own RGB stem, and a new head."""
 
 from __future__ import annotations
 
@@ -16,18 +16,21 @@ from ..errors import DataQualityError
 INITS = ("scratch", "imagenet", "backbone")
 
 
-def build_resnet18(n_classes: int, pretrained: bool = False) -> nn.Module:
-    """ResNet-18 taking one grey-scale channel.
+def build_resnet18(n_classes: int, pretrained: bool = False, channels: int = 1) -> nn.Module:
+    """ResNet-18 taking one grey-scale channel, or ``channels`` 3: RGB through its own stem.
 
     With ImageNet weights (torchvision's weights API; needs a network or a filled
-    torch cache) the stem's weights are summed over the colour channels, which gives
+    torch cache) a grey stem's weights are summed over the colour channels, which gives
     exactly the output of the pretrained network on the grey image repeated to three
-    channels (the study's input) at a third of the stem's cost.
+    channels (the study's input) at a third of the stem's cost; a colour stem keeps them.
     """
+    if channels not in (1, 3):
+        raise ValueError(f"a ResNet-18 here takes 1 (grey) or 3 (RGB) channels, not {channels}")
     model = resnet18(weights=None)
     if pretrained:
         model.load_state_dict(imagenet_weights())
-    model.conv1 = grey_stem(model.conv1, keep_weights=pretrained)
+    if channels == 1:
+        model.conv1 = grey_stem(model.conv1, keep_weights=pretrained)
     model.fc = nn.Linear(model.fc.in_features, n_classes)
     return model
 
@@ -53,11 +56,17 @@ def load_backbone(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Mod
     means the file is not a backbone of this network, which is an error.
     """
     body = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    channels = model.conv1.in_channels
+    if "conv1.weight" in body and body["conv1.weight"].shape[1] != channels:
+        raise DataQualityError(
+            f"the backbone takes {body['conv1.weight'].shape[1]}-channel images and this model "
+            f"{channels} (preprocess.channels changed since the backbone was trained?)"
+        )
     missing, unexpected = model.load_state_dict(body, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise DataQualityError(
-            f"the backbone's weights do not fit a one-channel ResNet-18 (missing {missing[:3]}, "
+            f"the backbone's weights do not fit a {channels}-channel ResNet-18 (missing {missing[:3]}, "
             f"unexpected {list(unexpected)[:3]})"
         )
     return model
@@ -68,11 +77,13 @@ def read_backbone(path: str | Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def initial_model(n_classes: int, init: str, backbone: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
-    """A new ResNet-18 whose weights start as ``init`` says; the head is always new."""
+def initial_model(
+    n_classes: int, init: str, backbone: Mapping[str, torch.Tensor] | None = None, channels: int = 1
+) -> nn.Module:
+    """A new ResNet-18 for ``channels``-channel images whose weights start as ``init`` says; the head is always new."""
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; one of {', '.join(INITS)}")
-    model = build_resnet18(n_classes, pretrained=init == "imagenet")
+    model = build_resnet18(n_classes, pretrained=init == "imagenet", channels=channels)
     if init == "backbone":
         if backbone is None:
             raise ValueError("init 'backbone' needs the backbone's weights")

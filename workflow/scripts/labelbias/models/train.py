@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .augment import augment_batch
+from .augment import AugmentSettings, augment_batch
 from ..errors import DataQualityError
 from ..data.imaging import CACHE_MAX
 from .metrics import auc, macro_ovr_auc
@@ -64,6 +64,8 @@ class TrainSettings:
     loading: str  # how batches reach the training device (see Feeder): auto, host, device or prefetch
     deterministic: bool  # deterministic kernels (bit-for-bit reruns); off lets cuDNN pick the fastest
     cpu_engine: bool  # the CPU engine (cpu_engine.py) on a CPU; off trains the plain network there too
+    saturation_jitter: float  # colour images: saturation x 1 +- this when augmenting (0: off)
+    hue_jitter: float  # colour images: hue rotated by up to this share of the wheel (0: off)
 
 
 def learning_rate(settings: TrainSettings, step: int, total_steps: int) -> float:
@@ -116,8 +118,17 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20))
 
 
+def image_channels(cache: np.ndarray) -> int:
+    """1 for a grey cache (rows of height x width), 3 for a colour one (3 x height x width)."""
+    return int(cache.shape[1]) if len(cache.shape) == 4 else 1
+
+
+def _with_channel_axis(batch: torch.Tensor) -> torch.Tensor:
+    return batch.unsqueeze(1) if batch.dim() == 3 else batch
+
+
 def load_batch(cache: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-    """Read cache rows (any order) into a float batch (B, 1, H, W) in [0, 1].
+    """Read cache rows (any order) into a float batch (B, C, H, W) in [0, 1], C = 1 or 3.
 
     Rows are read in sorted order, which a memory map serves sequentially, then put
     back in the requested order.
@@ -126,7 +137,7 @@ def load_batch(cache: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     block = np.asarray(cache[rows[order]])
     batch = np.empty_like(block)
     batch[order] = block
-    return torch.from_numpy(batch.astype(np.float32) / CACHE_MAX).unsqueeze(1)
+    return _with_channel_axis(torch.from_numpy(batch.astype(np.float32) / CACHE_MAX))
 
 
 LOADINGS = ("auto", "host", "device", "prefetch")
@@ -183,7 +194,7 @@ class Feeder:
         assert self.resident is not None
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.dev, non_blocking=True)
         stored = self.resident.index_select(0, index).to(torch.int32).bitwise_and_(0xFFFF)
-        return (stored.to(torch.float32) / CACHE_MAX).unsqueeze(1)
+        return _with_channel_axis(stored.to(torch.float32) / CACHE_MAX)
 
     def batches(self, row_batches: Sequence[np.ndarray]) -> Iterator[torch.Tensor]:
         """The batches of ``row_batches``, in order."""
@@ -321,6 +332,7 @@ def fingerprint(
     val_targets: np.ndarray,
     n_classes: int,
     backbone: Mapping[str, torch.Tensor] | None = None,
+    channels: int = 1,
 ) -> str:
     """Identifies a training run: a checkpoint is only resumed by the run that wrote it."""
     digest = hashlib.sha256()
@@ -329,6 +341,7 @@ def fingerprint(
     for array in (train_rows, train_targets, val_rows, val_targets):
         digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     digest.update(str(n_classes).encode())
+    digest.update(f"channels {channels}".encode())
     for name, tensor in sorted((backbone or {}).items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -374,7 +387,7 @@ def fit(
     feeder = Feeder(cache, dev, settings.loading)
     log.info("batches reach %s by the %s path", dev, feeder.loading)
     torch.manual_seed(settings.seed)
-    model = initial_model(n_classes, settings.init, backbone)
+    model = initial_model(n_classes, settings.init, backbone, channels=image_channels(cache))
     frozen = freeze_before(model, settings.fine_tune_from)
     # The CPU engine trains the same network faster at small inputs; it gives the full one back at the end.
     # A GPU trains the plain network (cuDNN is fast there, and DenseConv's weight gradient,
@@ -388,7 +401,9 @@ def fit(
     optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     mixed, half = dev.type == "cuda", amp_dtype(dev)
     scaler = torch.amp.GradScaler(enabled=mixed and half == torch.float16)
-    key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone)
+    key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone,
+                      image_channels(cache))
+    colour_jitter = AugmentSettings(saturation=settings.saturation_jitter, hue=settings.hue_jitter)
 
     start_epoch, best_auc, best_epoch = 1, -np.inf, 0
     best_state: dict[str, torch.Tensor] = {}
@@ -426,7 +441,7 @@ def fit(
                 group["lr"] = learning_rate(settings, step, settings.epochs * len(batches))
             # Augment on the training device: on a GPU the CPU would otherwise be the bottleneck.
             if settings.augment:
-                images = augment_batch(images, generator)
+                images = augment_batch(images, generator, colour_jitter)
             targets = torch.from_numpy(train_targets[positions]).long().to(dev)
             if dev.type == "cuda":
                 images = images.to(memory_format=torch.channels_last)
