@@ -86,17 +86,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def make_cache(path: Path, n: int, height: int, width: int) -> None:
-    """A cache of half-disc images with noise, written in chunks (never all in memory)."""
-    if path.exists() and np.load(path, mmap_mode="r").shape == (n, height, width):
+def make_cache(path: Path, n: int, height: int, width: int, channels: int = 1) -> None:
+    """A cache of half-disc images with noise, written in chunks (never all in memory);
+    ``channels`` 3: the colour layout (n, 3, height, width), each plane its own noise."""
+    shape = (n, height, width) if channels == 1 else (n, channels, height, width)
+    if path.exists() and np.load(path, mmap_mode="r").shape == shape:
         return
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(n, height, width))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=shape)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width]
     disc = (((yy - height / 2) / (0.42 * height)) ** 2 + (xx / (0.75 * width)) ** 2) < 1
     for start in range(0, n, 4096):
         stop = min(n, start + 4096)
-        noise = rng.random((stop - start, height, width)) * 30000 + 20000
+        noise = rng.random((stop - start, *shape[1:])) * 30000 + 20000
         out[start:stop] = (noise * disc).astype(np.uint16)
     out.flush()
 
@@ -358,6 +360,13 @@ def main() -> None:
     pipe = runs["N"]["images_per_second"]
     print(f"\ntraining pipeline on the memory-mapped cache (fit, augmentation on): {pipe:.1f} images/s "
           f"(ratio {pipe / engine:.3f} to the raw network with every lever)")
+    # Colour (preprocess.channels 3): the same pipeline on three planes, through the RGB stem.
+    colour = out / f"cache_{args.images}_3x{args.height}x{args.width}.npy"
+    make_cache(colour, args.images, args.height, args.width, channels=3)
+    colour_run = child("--pipeline", str(colour), "0", *size, *stage, "--threads", str(args.threads), "--batches",
+                       str(args.batches))
+    print(f"the same on a colour cache (3 planes, RGB stem): {colour_run['images_per_second']:.1f} images/s "
+          f"(ratio {colour_run['images_per_second'] / pipe:.3f} to grey)")
     print(f"\n{'cache':>6} {'images':>8} {'cache MB':>9} {'val pass':>9} {'peak RSS MB':>12} {'peak anon MB':>13}")
     for name, path in (("N", small), ("10N", large)):
         run = runs[name]

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -354,6 +354,101 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)  # never a half-written checkpoint
 
 
+def _configure_torch(settings: TrainSettings) -> None:
+    """Threads and determinism: process-wide torch switches every training job sets alike."""
+    torch.set_num_threads(max(1, settings.threads))
+    if settings.deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
+    # Deterministic mode would also fill every new tensor with NaN, a debugging aid that
+    # costs time and changes no result (nothing reads memory before writing it).
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.backends.cudnn.benchmark = not settings.deterministic
+    keep_freed_memory()
+
+
+@dataclass
+class _Progress:
+    """Where a run stands after an epoch: what a checkpoint stores and a resumed run continues from."""
+
+    start_epoch: int = 1
+    best_auc: float = -np.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_val_outputs: tuple[np.ndarray, np.ndarray] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed: int = 0
+
+    def consider(self, epoch: int, auc: float, model: torch.nn.Module, outputs: tuple | None,
+                 settings: TrainSettings) -> None:
+        """Keep this epoch's model if ``settings.select_epoch`` selects it (or it is the last without validation)."""
+        selected = settings.select_epoch == "last" or auc > self.best_auc
+        if selected or (np.isnan(auc) and epoch == settings.epochs):
+            self.best_auc, self.best_epoch = auc, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # Kept, so the final predictions need not run the validation images again.
+            self.best_val_outputs = outputs if outputs is not None and outputs[0] is not None else None
+
+
+def _resume(checkpoint: Path | None, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler, dev: torch.device) -> _Progress:
+    """The progress of the checkpoint this run wrote (model, optimizer and scaler loaded), else a fresh start."""
+    if checkpoint is None or not checkpoint.exists():
+        return _Progress()
+    state = torch.load(checkpoint, map_location=dev, weights_only=True)
+    if state.get("fingerprint") != key:
+        log.info("checkpoint %s belongs to other settings or data: starting over", checkpoint)
+        return _Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    log.info("resuming from the checkpoint of epoch %d", state["epoch"])
+    return _Progress(
+        start_epoch=int(state["epoch"]) + 1, best_auc=float(state["best_auc"]), best_epoch=int(state["best_epoch"]),
+        best_state=state["best_model"], history=list(state["history"]), resumed=int(state["epoch"]) + 1,
+    )
+
+
+def _train_epoch(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, feeder: Feeder,
+    train_rows: np.ndarray, train_targets: np.ndarray, settings: TrainSettings, epoch: int,
+) -> tuple[float, int, float]:
+    """One epoch of class-balanced batches: (mean loss, images seen, seconds)."""
+    dev = feeder.dev
+    mixed, half = dev.type == "cuda", amp_dtype(dev)
+    colour_jitter = AugmentSettings(saturation=settings.saturation_jitter, hue=settings.hue_jitter)
+    rng = np.random.default_rng([settings.seed, epoch])
+    generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
+    started, seen = time.perf_counter(), 0
+    # Summed on the device and read once per epoch: no host synchronisation per step.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    row_batches = [train_rows[positions] for positions in batches]
+    for step_in_epoch, (positions, images) in enumerate(zip(batches, feeder.batches(row_batches), strict=True)):
+        # The step count follows from the epoch, so a resumed run continues the same schedule.
+        step = (epoch - 1) * len(batches) + step_in_epoch
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(settings, step, settings.epochs * len(batches))
+        # Augment on the training device: on a GPU the CPU would otherwise be the bottleneck.
+        if settings.augment:
+            images = augment_batch(images, generator, colour_jitter)
+        targets = torch.from_numpy(train_targets[positions]).long().to(dev)
+        if dev.type == "cuda":
+            images = images.to(memory_format=torch.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=half, enabled=mixed):
+            loss = F.cross_entropy(model(images), targets)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        seen += len(positions)
+        loss_sum += loss.detach().double() * len(positions)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)  # once per epoch, so the epoch's time includes its queued work
+    return float(loss_sum) / max(seen, 1), seen, time.perf_counter() - started
+
+
 def fit(
     cache: np.ndarray,
     train_rows: np.ndarray,
@@ -373,16 +468,7 @@ def fit(
     epoch's AUC is NaN and the last epoch is kept. ``backbone`` holds the starting
     weights when ``settings.init`` is "backbone".
     """
-    torch.set_num_threads(max(1, settings.threads))
-    if settings.deterministic:
-        # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
-    # Deterministic mode would also fill every new tensor with NaN, a debugging aid that
-    # costs time and changes no result (nothing reads memory before writing it).
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    torch.backends.cudnn.benchmark = not settings.deterministic
-    keep_freed_memory()
+    _configure_torch(settings)
     dev = device()
     feeder = Feeder(cache, dev, settings.loading)
     log.info("batches reach %s by the %s path", dev, feeder.loading)
@@ -399,63 +485,18 @@ def fit(
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     # One fused kernel per step instead of a temporary tensor per operation and parameter.
     optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    mixed, half = dev.type == "cuda", amp_dtype(dev)
-    scaler = torch.amp.GradScaler(enabled=mixed and half == torch.float16)
+    scaler = torch.amp.GradScaler(enabled=dev.type == "cuda" and amp_dtype(dev) == torch.float16)
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone,
                       image_channels(cache))
-    colour_jitter = AugmentSettings(saturation=settings.saturation_jitter, hue=settings.hue_jitter)
+    progress = _resume(checkpoint, key, model, optimizer, scaler, dev)
 
-    start_epoch, best_auc, best_epoch = 1, -np.inf, 0
-    best_state: dict[str, torch.Tensor] = {}
-    best_val_outputs: tuple[np.ndarray, np.ndarray] | None = None
-    history: list[dict[str, float]] = []
-    resumed = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=True)
-        if state.get("fingerprint") == key:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            best_state, best_auc, best_epoch = state["best_model"], float(state["best_auc"]), int(state["best_epoch"])
-            history = list(state["history"])
-            start_epoch = resumed = int(state["epoch"]) + 1
-            log.info("resuming from the checkpoint of epoch %d", state["epoch"])
-        else:
-            log.info("checkpoint %s belongs to other settings or data: starting over", checkpoint)
-
-    for epoch in range(start_epoch, settings.epochs + 1):
+    for epoch in range(progress.start_epoch, settings.epochs + 1):
         model.train()
         for module in frozen:
             module.eval()
-        rng = np.random.default_rng([settings.seed, epoch])
-        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        batches = balanced_batches(train_targets, settings.batch_size, rng, settings.max_batches_per_epoch)
-        started, seen = time.perf_counter(), 0
-        # Summed on the device and read once per epoch: no host synchronisation per step.
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        row_batches = [train_rows[positions] for positions in batches]
-        for step_in_epoch, (positions, images) in enumerate(zip(batches, feeder.batches(row_batches), strict=True)):
-            # The step count follows from the epoch, so a resumed run continues the same schedule.
-            step = (epoch - 1) * len(batches) + step_in_epoch
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(settings, step, settings.epochs * len(batches))
-            # Augment on the training device: on a GPU the CPU would otherwise be the bottleneck.
-            if settings.augment:
-                images = augment_batch(images, generator, colour_jitter)
-            targets = torch.from_numpy(train_targets[positions]).long().to(dev)
-            if dev.type == "cuda":
-                images = images.to(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=half, enabled=mixed):
-                loss = F.cross_entropy(model(images), targets)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            seen += len(positions)
-            loss_sum += loss.detach().double() * len(positions)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)  # once per epoch, so the epoch's time includes its queued work
-        train_seconds = time.perf_counter() - started
+        loss, seen, train_seconds = _train_epoch(
+            model, optimizer, scaler, feeder, train_rows, train_targets, settings, epoch
+        )
         if len(val_rows):
             probabilities, features = predict(
                 model, cache, val_rows, settings.eval_batch_size, with_features=True, feeder=feeder,
@@ -466,22 +507,17 @@ def fit(
             probabilities, features, auc = None, None, float("nan")
         record = {
             "epoch": float(epoch),
-            "loss": float(loss_sum) / max(seen, 1),
+            "loss": loss,
             "val_auc": auc,
             "images_per_second": seen / max(train_seconds, 1e-9),
             "train_seconds": train_seconds,
         }
-        history.append(record)
+        progress.history.append(record)
         log.info(
             "epoch %d/%d  loss %.4f  val AUC %.4f  %.1f images/s",
             epoch, settings.epochs, record["loss"], auc, record["images_per_second"],
         )
-        selected = settings.select_epoch == "last" or auc > best_auc
-        if selected or (np.isnan(auc) and epoch == settings.epochs):
-            best_auc, best_epoch = auc, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            # Kept, so the final predictions need not run the validation images again.
-            best_val_outputs = (probabilities, features) if probabilities is not None else None
+        progress.consider(epoch, auc, model, (probabilities, features), settings)
         if checkpoint is not None:
             _save_checkpoint(
                 checkpoint,
@@ -491,24 +527,24 @@ def fit(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "best_model": best_state,
-                    "best_auc": best_auc,
-                    "best_epoch": best_epoch,
-                    "history": history,
+                    "best_model": progress.best_state,
+                    "best_auc": progress.best_auc,
+                    "best_epoch": progress.best_epoch,
+                    "history": progress.history,
                 },
             )
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
-    model.load_state_dict(best_state)
+    model.load_state_dict(progress.best_state)
     expand(model, cropped)
     return TrainResult(
         model=model,
-        best_epoch=best_epoch,
-        best_val_auc=best_auc,
-        history=history,
-        resumed_from_epoch=resumed,
-        val_outputs=best_val_outputs,
+        best_epoch=progress.best_epoch,
+        best_val_auc=progress.best_auc,
+        history=progress.history,
+        resumed_from_epoch=progress.resumed,
+        val_outputs=progress.best_val_outputs,
         feeder=feeder,
     )
 
