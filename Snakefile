@@ -30,6 +30,7 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/detection.smk"
 include: "workflow/rules/review.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/remedies.smk"
 
 
 rule all:

@@ -161,6 +161,7 @@ def test_runs_grid_adds_seeds_and_rates_without_renaming_existing_runs():
     config = load_default()
     assert config["replicates"]["seeds"] == 2  # the default trains every scenario twice
     config["replicates"]["seeds"] = 1  # from one seed, the axes switched on below
+    config["remedies"]["enabled"] = False  # remedy runs: tests/test_remedy.py
     assert list(plan_runs(config)) == ["clean", "PS1", "FUJI", "GEMS", "HOLO"]
     before = {name: (scenario_bias(config, name), train_settings(config, "density", run.replicate))
               for name, run in plan_runs(config).items()}

@@ -27,6 +27,12 @@ EXCEPTIONS = {
     # sets them apart; a default would cut that link for every other config.
     "separability.epochs",
     "separability.seeds",
+    # Each remedy run trains a model: other configs (presets, a user's) ask for the stage, and
+    # then get every bias scenario and every seed; the default caps its cost with its own
+    # scenarios (names no schema default can know) and the first seed.
+    "remedies.enabled",
+    "remedies.scenarios",
+    "remedies.seeds",
 }
 
 

@@ -33,6 +33,8 @@ TINY = {
     "evaluation": {"bootstrap": 50},
     "backbone": {"holdout": 0.25, "epochs": 5},
     "replicates": {"seeds": 1},
+    # Budgets 0 and 1 have exact answers (the scenario's model, the clean model's labels).
+    "remedies": {"enabled": True, "scenarios": ["HOLO"], "methods": ["relabel_random", "drop_flagged", "forward_correction"], "budgets": [0, 1]},
 }
 
 

@@ -7,6 +7,8 @@ rule labels:
         summary="results/labels/{run}.summary.tsv",
     log:
         "logs/labels/{run}.log",
+    wildcard_constraints:
+        run=_one_of(LABELLED_RUNS),
     priority: 15
     conda:
         "../../envs/data.yaml"

@@ -37,6 +37,7 @@ from labelbias.config import (  # noqa: E402
     holdout_share,
     perturbation_attributes,
     perturbations,
+    remedy_settings,
     scenario_bias,
     separability_runs,
     settings_params,
@@ -44,6 +45,7 @@ from labelbias.config import (  # noqa: E402
     uses_backbone,
 )
 from labelbias.errors import ConfigError  # noqa: E402
+from labelbias.detection.remedy import REMEDIES  # noqa: E402
 from labelbias.runs import dose_scenarios, plan_runs  # noqa: E402
 from labelbias.schema import check_schema, config_error_text  # noqa: E402
 
@@ -62,6 +64,15 @@ BASELINE = config["baseline_scenario"]
 # Every density model: each scenario at its own rate, plus the dose-response rates,
 # each once per seed (labelbias.runs). A scenario's own run carries its name.
 RUNS = plan_runs(config)
+# Runs retrained on remedied labels (labelbias.detection.remedy), and the others.
+REMEDY_RUNS = {name: run for name, run in RUNS.items() if run.remedy}
+LABELLED_RUNS = [name for name, run in RUNS.items() if not run.remedy]
+# Fig. 1's numbers (pc1_shift.tsv) cover the first seed's remedy runs too.
+FIRST_REMEDY_RUNS = [name for name, run in REMEDY_RUNS.items() if run.replicate == 0]
+# Runs the detection stage reads: every scenario, and the replicates a remedy starts from.
+DETECTED = list(
+    dict.fromkeys([*SCENARIOS, *(run.source_run for run in REMEDY_RUNS.values())])
+)
 # Every subgroup classifier: attribute x perturbation x seed.
 CLASSIFIERS = separability_runs(config)
 SEPARABILITY_ATTRIBUTES = list(
@@ -107,6 +118,8 @@ localrules:
     dose_response,
     audit,
     audit_summary,
+    remedy_labels,
+    remedy_summary,
     front_page,
     figures,
     provenance,
@@ -119,6 +132,7 @@ def _one_of(names):
 wildcard_constraints:
     run=_one_of(RUNS),
     scenario=_one_of(SCENARIOS),
+    detected=_one_of(DETECTED),
     classifier=_one_of(CLASSIFIERS),
     attribute=_one_of(SEPARABILITY_ATTRIBUTES),
     shard=r"\d+",
@@ -131,7 +145,7 @@ def table2_runs():
     return {
         name: (run.scenario, run.replicate)
         for name, run in RUNS.items()
-        if run.base_rate
+        if run.base_rate and not run.remedy
     }
 
 
@@ -141,7 +155,7 @@ def dose_runs():
     return {
         name: (run.scenario, run.rate, run.replicate)
         for name, run in RUNS.items()
-        if run.scenario in dosed
+        if run.scenario in dosed and not run.remedy
     }
 
 
@@ -150,7 +164,7 @@ def baseline_runs():
     return {
         run.replicate: name
         for name, run in RUNS.items()
-        if run.scenario == BASELINE and run.base_rate
+        if run.scenario == BASELINE and run.base_rate and not run.remedy
     }
 
 
@@ -263,10 +277,10 @@ def backbone_weights(wildcards):
 def crossfit_outputs(wildcards):
     """A scenario's cross-fitted probabilities: one table (linear) or one per fold (fine-tuned)."""
     if DETECTION["model"] == "linear":
-        return [f"results/detection/{wildcards.scenario}/crossfit.tsv"]
+        return [f"results/detection/{wildcards.detected}/crossfit.tsv"]
     return expand(
-        "results/detection/{scenario}/fold{fold}.tsv",
-        scenario=wildcards.scenario,
+        "results/detection/{detected}/fold{fold}.tsv",
+        detected=wildcards.detected,
         fold=range(DETECTION["folds"]),
     )
 
@@ -293,8 +307,49 @@ def audit_inputs(wildcards):
     return inputs
 
 
+def remedy_label_inputs(wildcards):
+    """The labels a remedy starts from, and their detection when the remedy uses it."""
+    run = REMEDY_RUNS[wildcards.run]
+    inputs = {
+        "labels": f"results/labels/{run.source_run}.tsv",
+        "cohort": "results/data/cohort.tsv",
+    }
+    if REMEDIES[run.remedy].uses_detection:
+        inputs["detection"] = f"results/detection/{run.source_run}.images.tsv"
+    return inputs
+
+
+def remedy_groups():
+    """One entry per scenario x remedy x budget: its runs per replicate, each with the
+    scenario's run and the baseline's run of that replicate (what the changes compare).
+    """
+    baseline = baseline_runs()
+    groups = {}
+    for name, run in REMEDY_RUNS.items():
+        key = (run.scenario, run.remedy, run.budget)
+        entry = groups.setdefault(
+            key,
+            {
+                "scenario": run.scenario,
+                "remedy": run.remedy,
+                "budget": run.budget,
+                "runs": [],
+            },
+        )
+        entry["runs"].append([name, run.source_run, baseline[run.replicate]])
+    return list(groups.values())
+
+
+def remedy_evaluations():
+    """Evaluations of every remedy run, the scenario runs remedied and their baselines."""
+    names = {
+        name for group in remedy_groups() for runs in group["runs"] for name in runs
+    }
+    return evaluations([name for name in RUNS if name in names])
+
+
 def front_page_inputs(wildcards):
-    """What the report's front page shows: findings, Table 2, Fig. 1, and the audit when on."""
+    """What the report's front page shows: findings, Table 2, Fig. 1, and the audit and remedies when on."""
     inputs = {
         "description": str(WORKFLOW_ROOT / "workflow" / "report" / "workflow.rst"),
         "findings": "results/eval/findings.tsv",
@@ -304,6 +359,8 @@ def front_page_inputs(wildcards):
     }
     if AUDIT["enabled"] and BIAS_SCENARIOS:
         inputs["audit"] = "results/audit/summary.tsv"
+    if REMEDY_RUNS:
+        inputs["remedies"] = "results/remedies/summary.tsv"
     return inputs
 
 
@@ -346,6 +403,7 @@ def final_outputs():
         *(["results/eval/dose_response.tsv"] if DOSE_RESPONSE else []),
         *(["results/audit/summary.tsv"] if AUDIT["enabled"] and BIAS_SCENARIOS else []),
         *(["results/perturbation/separability.tsv"] if PERTURBATION else []),
+        *(["results/remedies/summary.tsv"] if REMEDY_RUNS else []),
     ]
 
 

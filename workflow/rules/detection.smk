@@ -1,5 +1,7 @@
 # Detecting subgroup label bias: K-fold cross-fitting (folds by patient) per scenario,
 # then confident learning per scenario, then how well it found the injected flips.
+# A remedied scenario's other replicates are detected too ({detected}: a scenario or
+# one of its runs), so each replicate's remedy starts from its own labels' detection.
 rule detection_folds:
     input:
         cohort="results/data/cohort.tsv",
@@ -51,11 +53,11 @@ rule crossfit:
         features="results/detection/features.npy",
         features_index="results/detection/features.tsv",
         folds="results/detection/folds.tsv",
-        labels="results/labels/{scenario}.tsv",
+        labels="results/labels/{detected}.tsv",
     output:
-        probabilities="results/detection/{scenario}/crossfit.tsv",
+        probabilities="results/detection/{detected}/crossfit.tsv",
     log:
-        "logs/detection/{scenario}.crossfit.log",
+        "logs/detection/{detected}.crossfit.log",
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -73,11 +75,11 @@ rule crossfit_fold:
         cache="results/cache/images.npy",
         index="results/cache/index.tsv",
         folds="results/detection/folds.tsv",
-        labels="results/labels/{scenario}.tsv",
+        labels="results/labels/{detected}.tsv",
     output:
-        probabilities="results/detection/{scenario}/fold{fold}.tsv",
+        probabilities="results/detection/{detected}/fold{fold}.tsv",
     log:
-        "logs/detection/{scenario}.fold{fold}.log",
+        "logs/detection/{detected}.fold{fold}.log",
     conda:
         "../../envs/train.yaml"
     threads: config["train"]["threads"]
@@ -92,21 +94,21 @@ rule crossfit_fold:
 rule detect:
     input:
         folds=crossfit_outputs,
-        labels="results/labels/{scenario}.tsv",
+        labels="results/labels/{detected}.tsv",
         cohort="results/data/cohort.tsv",
     output:
         table=report(
-            "results/detection/{scenario}.tsv",
+            "results/detection/{detected}.tsv",
             caption="../report/detection.rst",
             category="6. Detection",
             labels={
-                "scenario": "{scenario}",
+                "scenario": "{detected}",
                 "table": "label-error rate per subgroup",
             },
         ),
-        images="results/detection/{scenario}.images.tsv",
+        images="results/detection/{detected}.images.tsv",
     log:
-        "logs/detection/{scenario}.log",
+        "logs/detection/{detected}.log",
     conda:
         "../../envs/analysis.yaml"
     resources:

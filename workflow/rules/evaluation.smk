@@ -131,14 +131,14 @@ rule dose_response:
 
 rule pc1:
     input:
-        features="results/models/{scenario}/features.npy",
-        features_index="results/models/{scenario}/features.tsv",
-        predictions="results/models/{scenario}/predictions.tsv",
+        features="results/models/{run}/features.npy",
+        features_index="results/models/{run}/features.tsv",
+        predictions="results/models/{run}/predictions.tsv",
         cohort="results/data/cohort.tsv",
     output:
-        table="results/features/{scenario}.tsv",
+        table="results/features/{run}.tsv",
     log:
-        "logs/features/{scenario}.log",
+        "logs/features/{run}.log",
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -152,7 +152,7 @@ rule pc1:
 
 rule figures:
     input:
-        pc1=expand("results/features/{scenario}.tsv", scenario=SCENARIOS),
+        pc1=expand("results/features/{run}.tsv", run=[*SCENARIOS, *FIRST_REMEDY_RUNS]),
         predictions=expand(
             "results/models/{scenario}/predictions.tsv", scenario=SCENARIOS
         ),
@@ -190,6 +190,7 @@ rule figures:
         **cpu_job(mem_mb=2000, runtime=10),
     params:
         scenarios=SCENARIOS,
+        remedy_runs=FIRST_REMEDY_RUNS,
         baseline=BASELINE,
         targets=scenario_targets(),
         bootstrap=config["evaluation"]["bootstrap"],

@@ -1,4 +1,4 @@
-"""The report's front page, written from this run's findings, Table 2, Fig. 1 and audit."""
+"""The report's front page, written from this run's findings, Table 2, Fig. 1, audit and remedies."""
 
 from pathlib import Path
 
@@ -17,6 +17,7 @@ def main(snakemake):
         targets=dict(snakemake.params.targets),
         audit=audit,
         class_name=snakemake.params.class_name,
+        remedies=read_tsv(snakemake.input.remedies, dtype={"subgroup": str}) if "remedies" in snakemake.input.keys() else None,
     )
     Path(snakemake.output.page).write_text(page)
 

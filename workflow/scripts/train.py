@@ -11,7 +11,7 @@ from labelbias.data.cache import open_cache
 from labelbias.data.perturb import Perturbation, PerturbedCache
 from labelbias.models.model import read_backbone
 from labelbias.smk import read_tsv, run, write_tsv
-from labelbias.models.train import TrainSettings, joint_target, train_target
+from labelbias.models.train import TrainSettings, joint_target, noise_matrices, train_target
 
 log = logging.getLogger("labelbias")
 
@@ -23,7 +23,12 @@ def main(snakemake):
     target = dict(snakemake.params.target)
     if target["kind"] == "labels":
         labels = read_tsv(snakemake.input.labels, dtype={"image_id": str})
-        frame = frame.merge(labels[["image_id", target["column"]]], on="image_id", validate="one_to_one")
+        if "dropped" in labels:
+            # A remedy's dropped images leave the run: no training, selection or threshold on them.
+            log.info("%d images dropped by the remedy", int(labels["dropped"].sum()))
+            labels = labels[labels["dropped"] == 0]
+        noise_columns = [column for column in labels.columns if column.startswith("noise_")]
+        frame = frame.merge(labels[["image_id", target["column"], *noise_columns]], on="image_id", validate="one_to_one")
     elif "+" in target["column"]:
         frame[target["column"]] = joint_target(frame, target["column"])
     settings = TrainSettings(**dict(snakemake.params.train))
@@ -39,8 +44,11 @@ def main(snakemake):
         perturbation = Perturbation(**dict(snakemake.params.perturbation))
         cache = PerturbedCache(cache, perturbation)
         log.info("training and testing on perturbed images: %s", perturbation.name)
+    noise = noise_matrices(frame) if target["kind"] == "labels" else None
+    if noise is not None:
+        log.info("forward loss correction with each image's noise matrix")
     result, classes, predictions, features, features_index = train_target(
-        frame, target["column"], cache, settings, checkpoint, backbone
+        frame, target["column"], cache, settings, checkpoint, backbone, noise
     )
     log.info("best epoch %d, validation AUC %.4f", result.best_epoch, result.best_val_auc)
     torch.save({"state_dict": result.model.state_dict(), "classes": classes, "best_epoch": result.best_epoch}, snakemake.output.model)

@@ -13,6 +13,7 @@ from typing import Any
 from .data.bias import BiasSpec, scenario_seed
 from .errors import ConfigError
 from .data.perturb import Perturbation
+from .detection.remedy import REMEDIES
 from .runs import classifier_runs, plan_runs, replicate_seed_key
 from .data.synthetic import MAIN_VENDORS, RACE_SHIFT
 from .data.table import EMBED_CLASSES, canonical, template_columns
@@ -366,6 +367,24 @@ def _check_grid(config: dict[str, Any]) -> None:
         raise ConfigError(f"baseline_scenario: {baseline!r} must be a clean scenario (no attribute)")
 
 
+def _check_remedies(config: dict[str, Any]) -> None:
+    """Remedies name bias scenarios, and the remedies that use detection's output have it."""
+    remedies = config["remedies"]
+    scenarios = config["scenarios"]
+    biased = [name for name in scenarios if (scenarios[name] or {}).get("attribute")]
+    for name in remedies["scenarios"]:
+        if name not in biased:
+            raise ConfigError(f"remedies.scenarios: {name!r} is not a bias scenario (bias scenarios: {', '.join(biased)})")
+    if not remedies["enabled"] or config["detection"]["enabled"]:
+        return
+    uses_detection = [method for method in remedies["methods"] if REMEDIES[method].uses_detection]
+    if uses_detection:
+        raise ConfigError(
+            f"remedies.methods: {', '.join(uses_detection)} rank or flag images by detection, which is off "
+            "(set detection.enabled: true, keep only relabel_random, or set remedies.enabled: false)"
+        )
+
+
 def _check_data_source(config: dict[str, Any]) -> None:
     """The data source's own settings: the generator's vendors and shares, or the input files."""
     data = config["data"]
@@ -410,6 +429,7 @@ def check_config(config: dict[str, Any]) -> None:
     _check_training(config)
     _check_channels(config)
     _check_grid(config)
+    _check_remedies(config)
     _check_data_source(config)
 
 
@@ -433,6 +453,21 @@ def scenario_bias(config: dict[str, Any], run: str) -> dict[str, Any]:
         "mode": spec["mode"],
         "per_split": bool(spec["per_split"]),
         "seed": scenario_seed(int(config["seed"]), replicate_seed_key(plan.scenario, plan.replicate)),
+    }
+
+
+def remedy_settings(config: dict[str, Any], run: str) -> dict[str, Any]:
+    """All settings the remedied labels of one remedy run depend on (passed as Snakemake params).
+
+    The seed of the random audit depends on the run remedied, not on the budget, so a
+    larger budget audits a superset of a smaller one's patients.
+    """
+    plan = plan_runs(config)[run]
+    return {
+        "remedy": plan.remedy,
+        "budget": plan.budget,
+        "seed": scenario_seed(int(config["seed"]), f"remedy/{plan.source_run}"),
+        "attributes": list(config["detection"]["attributes"]) if REMEDIES[str(plan.remedy)].by_subgroup else [],
     }
 
 

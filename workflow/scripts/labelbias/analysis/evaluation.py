@@ -185,49 +185,126 @@ def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _rate(m: dict[str, np.ndarray], hit: str, total: str, weights: np.ndarray) -> np.ndarray:
+    """Rates of every replicate under patient weights: (draws, replicates)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ m[hit]) / (weights @ m[total])
+
+
+def paired_bootstrap(
+    models: list[list[pd.DataFrame]], n_boot: int, rng: np.random.Generator
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Per count metric, every model's rate per replicate, and the same under resampling.
+
+    ``models[j][k]`` is replicate k of model j (per-patient counts on the same test
+    patients, replicate k of every model sharing a seed). Returns the point rates
+    (one (replicates,) array per model) and ``n_boot`` resampled rates (one (n_boot,
+    replicates) array per model; empty without draws): a two-level bootstrap,
+    replicates drawn with replacement, then patients with all their images, the same
+    draws for every model, so differences between models are paired.
+    """
+    patients = np.unique(np.concatenate([c["patient_id"].to_numpy() for counts in models for c in counts]))
+    stacks = [_rates_matrix(counts, patients) for counts in models]
+    n_rep = len(models[0])
+    ones = np.ones((1, len(patients)))
+    point = {metric: [_rate(m, hit, total, ones)[0] for m in stacks] for metric, (hit, total) in COUNT_METRICS.items()}
+    if not n_boot:
+        return point, {metric: [] for metric in COUNT_METRICS}
+    draws = rng.integers(0, len(patients), size=(n_boot, len(patients)))
+    weights = np.apply_along_axis(np.bincount, 1, draws, minlength=len(patients)).astype(float)
+    replicates = rng.integers(0, n_rep, size=(n_boot, n_rep)) if n_rep > 1 else np.zeros((n_boot, 1), int)
+    resampled = {
+        metric: [np.take_along_axis(_rate(m, hit, total, weights), replicates, axis=1) for m in stacks]
+        for metric, (hit, total) in COUNT_METRICS.items()
+    }
+    return point, resampled
+
+
+def _over_replicates(sample: np.ndarray) -> np.ndarray:
+    """Each draw's mean over its replicates (NaN-aware: a replicate may lack a subgroup's positives)."""
+    if sample.shape[1] == 1:
+        return sample[:, 0]
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(sample, axis=1)
+
+
+def _intervals(result: dict[str, float], samples: dict[str, np.ndarray | None]) -> None:
+    """Add ``{name}_ci_low`` and ``{name}_ci_high`` (NaN without draws) for every named sample."""
+    for name, sample in samples.items():
+        low, high = _percentile_interval(sample) if sample is not None else (float("nan"), float("nan"))
+        result[f"{name}_ci_low"], result[f"{name}_ci_high"] = low, high
+
+
 def compare_to_baseline(
     run_counts: list[pd.DataFrame], baseline_counts: list[pd.DataFrame], n_boot: int, rng: np.random.Generator
 ) -> dict[str, float]:
     """TPR/FPR of a scenario (mean over replicates) and its change to the baseline, with 95% intervals.
 
     ``run_counts[k]`` and ``baseline_counts[k]`` are replicate k of the scenario and of
-    the baseline (same seed: a paired comparison) on the same test patients. The
-    intervals come from a two-level bootstrap: replicates drawn with replacement,
-    then patients drawn with replacement (each with all their images), the same
-    patients for scenario and baseline. With one replicate this is the paired
+    the baseline (same seed: a paired comparison) on the same test patients; the
+    intervals come from :func:`paired_bootstrap`. With one replicate this is the paired
     patient bootstrap.
     """
-    patients = np.unique(np.concatenate([c["patient_id"].to_numpy() for c in run_counts + baseline_counts]))
-    run, base = _rates_matrix(run_counts, patients), _rates_matrix(baseline_counts, patients)
-    n_rep = len(run_counts)
-
-    def rate(m: dict[str, np.ndarray], hit: str, total: str, weights: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (weights @ m[hit]) / (weights @ m[total])
-
-    ones = np.ones((1, len(patients)))
-    point = {}
-    for metric, (hit, total) in COUNT_METRICS.items():
-        value, reference = rate(run, hit, total, ones)[0], rate(base, hit, total, ones)[0]
-        point[metric] = float(np.mean(value))
-        point[f"{metric}_change"] = float(np.mean(value - reference))
-        point[f"{metric}_baseline"] = float(np.mean(reference))
-    result = dict(point)
-    if n_boot:
-        draws = rng.integers(0, len(patients), size=(n_boot, len(patients)))
-        weights = np.apply_along_axis(np.bincount, 1, draws, minlength=len(patients)).astype(float)
-        replicates = rng.integers(0, n_rep, size=(n_boot, n_rep)) if n_rep > 1 else np.zeros((n_boot, 1), int)
-        for metric, (hit, total) in COUNT_METRICS.items():
-            value = np.take_along_axis(rate(run, hit, total, weights), replicates, axis=1)
-            reference = np.take_along_axis(rate(base, hit, total, weights), replicates, axis=1)
-            for name, sample in ((metric, value), (f"{metric}_change", value - reference)):
-                with np.errstate(invalid="ignore"):
-                    low, high = _percentile_interval(np.nanmean(sample, axis=1) if n_rep > 1 else sample[:, 0])
-                result[f"{name}_ci_low"], result[f"{name}_ci_high"] = low, high
-    else:
-        for name in [*COUNT_METRICS, *(f"{metric}_change" for metric in COUNT_METRICS)]:
-            result[f"{name}_ci_low"] = result[f"{name}_ci_high"] = float("nan")
+    point, resampled = paired_bootstrap([run_counts, baseline_counts], n_boot, rng)
+    result: dict[str, float] = {}
+    for metric in COUNT_METRICS:
+        value, reference = point[metric]
+        result[metric] = float(np.mean(value))
+        result[f"{metric}_change"] = float(np.mean(value - reference))
+        result[f"{metric}_baseline"] = float(np.mean(reference))
+    for metric in COUNT_METRICS:
+        if not n_boot:
+            _intervals(result, dict.fromkeys([metric, f"{metric}_change"]))
+            continue
+        value, reference = resampled[metric]
+        _intervals(result, {metric: _over_replicates(value), f"{metric}_change": _over_replicates(value - reference)})
     return result
+
+
+def compare_remedy(
+    remedy_counts: list[pd.DataFrame],
+    scenario_counts: list[pd.DataFrame],
+    baseline_counts: list[pd.DataFrame],
+    n_boot: int,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """A remedied model against the clean model, beside the scenario's own change, with 95% intervals.
+
+    Per count metric: the remedied rate, its change to the baseline, the scenario's
+    change, and the recovered share, 1 - remedy change / scenario change (1: the
+    remedy gives the clean model's rate back; 0: it changes nothing; negative: it
+    makes it worse). All from one :func:`paired_bootstrap` of the three models.
+    """
+    point, resampled = paired_bootstrap([remedy_counts, scenario_counts, baseline_counts], n_boot, rng)
+    result: dict[str, float] = {}
+    for metric in COUNT_METRICS:
+        remedied, scenario, reference = point[metric]
+        change, scenario_change = float(np.mean(remedied - reference)), float(np.mean(scenario - reference))
+        result[metric] = float(np.mean(remedied))
+        result[f"{metric}_change"] = change
+        result[f"scenario_{metric}_change"] = scenario_change
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[f"{metric}_recovered_share"] = float(1.0 - np.float64(change) / np.float64(scenario_change))
+    for metric in COUNT_METRICS:
+        if not n_boot:
+            _intervals(result, dict.fromkeys([metric, f"{metric}_change", f"scenario_{metric}_change", f"{metric}_recovered_share"]))
+            continue
+        remedied, scenario, reference = resampled[metric]
+        change, scenario_change = _over_replicates(remedied - reference), _over_replicates(scenario - reference)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recovered = 1.0 - change / scenario_change
+        _intervals(result, {
+            metric: _over_replicates(remedied),
+            f"{metric}_change": change,
+            f"scenario_{metric}_change": scenario_change,
+            f"{metric}_recovered_share": recovered,
+        })  # fmt: skip
+    return result
+
+
+def _subgroup_part(frame: pd.DataFrame, attribute: str, subgroup: str) -> pd.DataFrame:
+    """The rows of an evaluation table (or its counts) of one subgroup."""
+    return frame[(frame["attribute"] == attribute) & (frame["subgroup"] == subgroup)]
 
 
 def summarise_runs(
@@ -251,8 +328,7 @@ def summarise_runs(
         keys = tables[0][["attribute", "subgroup"]].itertuples(index=False)
         for attribute, subgroup in keys:
             def pick(run: str, part: int) -> pd.DataFrame:
-                frame = evaluations[run][part]
-                return frame[(frame["attribute"] == attribute) & (frame["subgroup"] == subgroup)]
+                return _subgroup_part(evaluations[run][part], attribute, subgroup)
 
             result = compare_to_baseline(
                 [pick(run, 1) for run, _ in members], [pick(base, 1) for _, base in members], n_boot, rng
@@ -374,3 +450,71 @@ def table2_layout(table: pd.DataFrame, attribute: str, scenarios: list[str], bas
                     row[f"{metric.upper()} {subgroup}"] = text
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+REMEDY_COLUMNS = [
+    "scenario", "remedy", "budget", "threshold_source", "attribute", "subgroup", "biased_subgroup", "threshold",
+    *(
+        column
+        for metric in COUNT_METRICS
+        for name in (metric, f"{metric}_change", f"scenario_{metric}_change")
+        for column in (name, f"{name}_ci_low", f"{name}_ci_high")
+    ),
+    *(f"{metric}_change_supported" for metric in COUNT_METRICS),
+    *(f"scenario_{metric}_change_supported" for metric in COUNT_METRICS),
+    *(
+        column
+        for metric in COUNT_METRICS
+        for column in (f"{metric}_recovered_share", f"{metric}_recovered_share_ci_low", f"{metric}_recovered_share_ci_high")
+    ),
+    "n_seeds",
+]  # fmt: skip
+
+
+def remedy_table(
+    evaluations: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]],
+    groups: list[dict],
+    targets: dict[str, tuple[str, str]],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Every scenario x remedy x budget x threshold source x subgroup against the clean model.
+
+    ``groups`` has one entry per scenario x remedy x budget, its ``runs`` a list of
+    (remedy run, scenario run, baseline run) per replicate; ``evaluations[(run, source)]``
+    holds each run's evaluation; ``targets[scenario]`` is the (attribute, subgroup) it
+    biases. A recovered share is NaN where the scenario's own
+    change is not supported (its interval covers 0): there is nothing to recover.
+    """
+    rng = np.random.default_rng(seed)
+    sources = list(dict.fromkeys(source for _, source in evaluations))
+    rows = []
+    for group in groups:
+        members = [tuple(runs) for runs in group["runs"]]
+        for source in sources:
+            table = evaluations[(members[0][0], source)][0]
+            for attribute, subgroup in table[["attribute", "subgroup"]].itertuples(index=False):
+                counts = [
+                    [_subgroup_part(evaluations[(runs[j], source)][1], attribute, subgroup) for runs in members]
+                    for j in range(3)
+                ]
+                result = compare_remedy(*counts, n_boot, rng)
+                row = {
+                    "scenario": group["scenario"], "remedy": group["remedy"], "budget": group["budget"],
+                    "threshold_source": source, "attribute": attribute, "subgroup": subgroup,
+                    "biased_subgroup": (attribute, subgroup) == tuple(targets[group["scenario"]]),
+                    "threshold": float(np.mean([
+                        _subgroup_part(evaluations[(runs[0], source)][0], attribute, subgroup)["threshold"].iloc[0]
+                        for runs in members
+                    ])),
+                    **result,
+                    "n_seeds": len(members),
+                }  # fmt: skip
+                for metric in COUNT_METRICS:
+                    for name in (f"{metric}_change", f"scenario_{metric}_change"):
+                        row[f"{name}_supported"] = bool(row[f"{name}_ci_low"] > 0 or row[f"{name}_ci_high"] < 0)
+                    if not row[f"scenario_{metric}_change_supported"]:
+                        for suffix in ("", "_ci_low", "_ci_high"):
+                            row[f"{metric}_recovered_share{suffix}"] = float("nan")
+                rows.append(row)
+    return pd.DataFrame(rows, columns=REMEDY_COLUMNS)

@@ -76,6 +76,36 @@ def _raw_html(html: str) -> str:
     return "\n".join("   " + line for line in content.splitlines())
 
 
+REMEDY_WORDS = {
+    "relabel_suspect": "relabelling the {budget} most suspect patients",
+    "relabel_random": "{budget} at random",
+    "drop_flagged": "dropping the flagged images",
+    "forward_correction": "the loss correction",
+}
+
+
+def remedy_lines(remedies: pd.DataFrame, source: str = "biased") -> list[str]:
+    """One line per remedied scenario: what each remedy recovers of the biased subgroup's TPR change."""
+    rows = remedies[remedies["biased_subgroup"].astype(str).str.lower().eq("true") & (remedies["threshold_source"] == source)]
+    lines = []
+    for scenario, part in rows.groupby("scenario", sort=False):
+        subgroup, lost = part["subgroup"].iloc[0], float(part["scenario_tpr_change"].iloc[0])
+        head = f"{scenario}: {subgroup}'s TPR changes by {lost:+.3f} without a remedy"
+        if part["tpr_recovered_share"].isna().all():
+            lines.append(f"{head}, within noise: nothing to recover")
+            continue
+        said = []
+        for row in part.itertuples(index=False):
+            budget = "" if pd.isna(row.budget) else f"{row.budget:.0%}"
+            words = REMEDY_WORDS.get(row.remedy, row.remedy).format(budget=budget)
+            said.append(
+                f"{words} recovers {row.tpr_recovered_share:.0%} "
+                f"[{row.tpr_recovered_share_ci_low:.0%}, {row.tpr_recovered_share_ci_high:.0%}]"
+            )
+        lines.append(f"{head}; {'; '.join(said)}")
+    return lines
+
+
 def front_page(
     description: str,
     findings: pd.DataFrame,
@@ -85,6 +115,7 @@ def front_page(
     targets: dict[str, list[str] | None],
     audit: pd.DataFrame | None = None,
     class_name: str = "density",
+    remedies: pd.DataFrame | None = None,
 ) -> str:
     """The report's front page as reStructuredText.
 
@@ -139,6 +170,18 @@ def front_page(
             "category 7):",
             "",
             *(items or ["- No biased subgroup has validation patients in this run: nothing to audit."]),
+            "",
+        ]
+    if remedies is not None and len(remedies):
+        parts += [
+            "What fixing the training labels buys",
+            "====================================",
+            "",
+            "Each remedied scenario's model retrained on remedied labels; the share of the biased "
+            "subgroup's TPR change (to the clean model, threshold on the remedied validation labels) "
+            "that each remedy recovers (remedies.png_; the table is in category 9):",
+            "",
+            *[f"- {line}" for line in remedy_lines(remedies)],
             "",
         ]
     encoded = base64.b64encode(figure_png).decode("ascii")

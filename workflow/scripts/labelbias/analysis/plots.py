@@ -317,6 +317,15 @@ def dose_response_figure(table: pd.DataFrame, path: str) -> None:
     plt.close(fig)
 
 
+def _finish(fig, legend_axes, title: str, path: str) -> None:
+    """The legend in one panel, the title, and the figure written and closed."""
+    legend_axes.legend(fontsize=5.5, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def audit_figure(curves: dict[str, pd.DataFrame], targets: dict[str, tuple[str, str]], path: str) -> None:
     """Test TPR and FPR against the number of relabelled validation patients.
 
@@ -365,8 +374,52 @@ def audit_figure(curves: dict[str, pd.DataFrame], targets: dict[str, tuple[str, 
                     ax.set_ylabel(f"test {metric.upper()}", fontsize=7)
                 if offset == 1:
                     ax.set_xlabel("validation patients relabelled", fontsize=7)
-    axes[0][0].legend(fontsize=5.5, loc="lower right")
-    fig.suptitle("What a clean audit buys: the threshold re-picked with n validation patients relabelled", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes[0][0], "What a clean audit buys: the threshold re-picked with n validation patients relabelled", path)
+
+
+REMEDY_STYLE = {
+    "relabel_suspect": ("#e31a1c", "s-", "relabel most suspect"),
+    "relabel_random": ("#1f78b4", "o-", "relabel random"),
+    "drop_flagged": ("#33a02c", "--", "drop flagged (no audit)"),
+    "forward_correction": ("#6a3d9a", "-.", "loss correction (no audit)"),
+}
+
+
+def remedy_figure(table: pd.DataFrame, path: str) -> None:
+    """The biased subgroup's test TPR change to the clean model against the audit budget.
+
+    A row per remedied scenario, a column per threshold source. Budgeted remedies are
+    lines over the budgets (95% interval shaded); a remedy without a budget is a
+    horizontal line; dotted: the scenario's own change (no remedy); grey: 0 (the clean model).
+    """
+    biased = table[table["biased_subgroup"].astype(bool)]
+    scenarios = list(dict.fromkeys(biased["scenario"]))
+    sources = list(dict.fromkeys(biased["threshold_source"]))
+    budgets = sorted(biased["budget"].dropna().unique())
+    fig, axes = plt.subplots(len(scenarios), len(sources), figsize=(3.2 * len(sources), 2.3 * len(scenarios)),
+                             squeeze=False)  # fmt: skip
+    for row, scenario in enumerate(scenarios):
+        for col, source in enumerate(sources):
+            ax = axes[row][col]
+            part = biased[(biased["scenario"] == scenario) & (biased["threshold_source"] == source)]
+            span = [min(budgets, default=0.0), max(budgets, default=1.0)]
+            for remedy, lines in part.groupby("remedy", sort=False):
+                colour, style, label = REMEDY_STYLE.get(remedy, ("#6a3d9a", "^-", remedy))
+                if lines["budget"].notna().all():
+                    lines = lines.sort_values("budget")
+                    ax.plot(lines["budget"], lines["tpr_change"], style, color=colour, ms=3, lw=1.2, label=label)
+                    ax.fill_between(lines["budget"], lines["tpr_change_ci_low"], lines["tpr_change_ci_high"],
+                                    color=colour, alpha=0.15, lw=0)  # fmt: skip
+                else:
+                    value = float(lines["tpr_change"].iloc[0])
+                    ax.plot(span, [value, value], style, color=colour, lw=1.2, label=label)
+            ax.axhline(float(part["scenario_tpr_change"].iloc[0]), color="#555555", ls=":", lw=1.0, label="no remedy")
+            ax.axhline(0.0, color="#999999", lw=0.8, label="clean model")
+            ax.tick_params(labelsize=6)
+            subgroup = part["subgroup"].iloc[0]
+            ax.set_title(f"{scenario}: {subgroup}'s TPR, {source}-label threshold", fontsize=7.5)
+            if col == 0:
+                ax.set_ylabel("change to the clean model", fontsize=7)
+            if row == len(scenarios) - 1:
+                ax.set_xlabel("share of training and validation patients audited", fontsize=7)
+    _finish(fig, axes[0][0], "What fixing the training labels buys", path)

@@ -25,13 +25,13 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def patient_suspicion(detection_images: pd.DataFrame) -> pd.Series:
-    """Validation patients ordered most suspect first: mean label quality of their images.
+def patient_suspicion(detection_images: pd.DataFrame, splits: Sequence[str] = ("val",)) -> pd.Series:
+    """Patients of ``splits`` ordered most suspect first: mean label quality of their images.
 
     Ties (equal quality) are broken by patient id, so the order is reproducible.
     """
-    val = detection_images[detection_images["split"] == "val"]
-    quality = val.groupby("patient_id", sort=True)["quality"].mean()
+    pool = detection_images[detection_images["split"].isin(list(splits))]
+    quality = pool.groupby("patient_id", sort=True)["quality"].mean()
     order = sorted(quality.index, key=lambda patient: (float(quality[patient]), str(patient)))
     return quality.loc[order]
 

@@ -333,6 +333,7 @@ def fingerprint(
     n_classes: int,
     backbone: Mapping[str, torch.Tensor] | None = None,
     channels: int = 1,
+    train_noise: np.ndarray | None = None,
 ) -> str:
     """Identifies a training run: a checkpoint is only resumed by the run that wrote it."""
     digest = hashlib.sha256()
@@ -345,6 +346,8 @@ def fingerprint(
     for name, tensor in sorted((backbone or {}).items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    if train_noise is not None:
+        digest.update(np.ascontiguousarray(train_noise, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -410,11 +413,22 @@ def _resume(checkpoint: Path | None, key: str, model: torch.nn.Module, optimizer
     )
 
 
+def forward_corrected_loss(logits: torch.Tensor, targets: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the given (noisy) labels after the model's clean-class probabilities pass
+    through each image's noise matrix, ``noise[n, true, given]`` = P(given | true) (Patrini et
+    al.'s forward correction). With identity matrices it is the plain cross-entropy."""
+    probabilities = torch.softmax(logits.float(), dim=1)
+    noisy = torch.bmm(probabilities.unsqueeze(1), noise.to(probabilities)).squeeze(1)
+    return F.nll_loss(torch.log(noisy.clamp_min(1e-12)), targets)
+
+
 def _train_epoch(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, feeder: Feeder,
     train_rows: np.ndarray, train_targets: np.ndarray, settings: TrainSettings, epoch: int,
+    train_noise: np.ndarray | None = None,
 ) -> tuple[float, int, float]:
-    """One epoch of class-balanced batches: (mean loss, images seen, seconds)."""
+    """One epoch of class-balanced batches: (mean loss, images seen, seconds); the loss
+    forward-corrected where ``train_noise`` gives each training image a noise matrix."""
     dev = feeder.dev
     mixed, half = dev.type == "cuda", amp_dtype(dev)
     colour_jitter = AugmentSettings(saturation=settings.saturation_jitter, hue=settings.hue_jitter)
@@ -438,7 +452,11 @@ def _train_epoch(
             images = images.to(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(dev.type, dtype=half, enabled=mixed):
-            loss = F.cross_entropy(model(images), targets)
+            logits = model(images)
+            if train_noise is None:
+                loss = F.cross_entropy(logits, targets)
+        if train_noise is not None:
+            loss = forward_corrected_loss(logits, targets, torch.from_numpy(train_noise[positions]).to(dev))
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -460,13 +478,15 @@ def fit(
     checkpoint: Path | None = None,
     on_epoch_end: Callable[[int], None] | None = None,
     backbone: Mapping[str, torch.Tensor] | None = None,
+    train_noise: np.ndarray | None = None,
 ) -> TrainResult:
     """Train and return the model of the epoch with the best validation AUC, or of the
     last epoch (``settings.select_epoch``).
 
     Without validation images (cross-fitting has no labels left to select on) every
     epoch's AUC is NaN and the last epoch is kept. ``backbone`` holds the starting
-    weights when ``settings.init`` is "backbone".
+    weights when ``settings.init`` is "backbone". ``train_noise`` (training images x
+    classes x classes), when given, forward-corrects the loss (:func:`forward_corrected_loss`).
     """
     _configure_torch(settings)
     dev = device()
@@ -487,7 +507,7 @@ def fit(
     optimizer = torch.optim.Adam(trained, lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     scaler = torch.amp.GradScaler(enabled=dev.type == "cuda" and amp_dtype(dev) == torch.float16)
     key = fingerprint(settings, train_rows, train_targets, val_rows, val_targets, n_classes, backbone,
-                      image_channels(cache))
+                      image_channels(cache), train_noise)
     progress = _resume(checkpoint, key, model, optimizer, scaler, dev)
 
     for epoch in range(progress.start_epoch, settings.epochs + 1):
@@ -495,7 +515,7 @@ def fit(
         for module in frozen:
             module.eval()
         loss, seen, train_seconds = _train_epoch(
-            model, optimizer, scaler, feeder, train_rows, train_targets, settings, epoch
+            model, optimizer, scaler, feeder, train_rows, train_targets, settings, epoch, train_noise
         )
         if len(val_rows):
             probabilities, features = predict(
@@ -588,6 +608,18 @@ def joint_target(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[parts].astype(str).agg("/".join, axis=1)
 
 
+def noise_matrices(frame: pd.DataFrame) -> np.ndarray | None:
+    """Each row's noise matrix from ``noise_{true}_{given}`` columns (a loss-correcting remedy's
+    labels), rows x classes x classes; None without such columns."""
+    columns = [column for column in frame.columns if column.startswith("noise_")]
+    if not columns:
+        return None
+    k = int(round(len(columns) ** 0.5))
+    return np.stack(
+        [np.column_stack([frame[f"noise_{true}_{given}"].to_numpy() for given in range(k)]) for true in range(k)], axis=1
+    ).astype(np.float32)
+
+
 def train_target(
     frame: pd.DataFrame,
     target_column: str,
@@ -595,8 +627,10 @@ def train_target(
     settings: TrainSettings,
     checkpoint: Path | None = None,
     backbone: Mapping[str, torch.Tensor] | None = None,
+    noise: np.ndarray | None = None,
 ) -> tuple[TrainResult, list[str], pd.DataFrame, np.ndarray, pd.DataFrame]:
-    """Train on ``frame`` (cohort rows with ``split``, ``cache_row`` and the target column).
+    """Train on ``frame`` (cohort rows with ``split``, ``cache_row`` and the target column);
+    ``noise`` (rows x classes x classes, classes in sorted order) forward-corrects the loss.
 
     Returns the training result, the class names, predictions for val and test
     images (``image_id, split, score`` for binary targets, plus ``prob_<class>``),
@@ -610,7 +644,8 @@ def train_target(
     split = frame["split"].to_numpy()
     train, val = split == "train", split == "val"
     result = fit(
-        cache, rows[train], codes[train], rows[val], codes[val], len(classes), settings, checkpoint, backbone=backbone
+        cache, rows[train], codes[train], rows[val], codes[val], len(classes), settings, checkpoint, backbone=backbone,
+        train_noise=None if noise is None else noise[train],
     )
 
     evaluated = frame[split != "train"]
