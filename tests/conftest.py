@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workflow_helpers  # noqa: E402
 from dicom_factory import write_mammogram  # noqa: E402
-from workflow_helpers import TINY, run_ok  # noqa: E402
+from workflow_helpers import TINY_RUN, run_ok  # noqa: E402
 
 # Fixtures that run the workflow: a test that uses one is a workflow test.
 WORKFLOW_FIXTURES = {"tiny_run"}
@@ -78,4 +78,4 @@ def embed_tables_paths(embed_dir: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """One real run of the whole workflow on the tiny synthetic config, shared by tests that only read it."""
-    return run_ok(tmp_path_factory.mktemp("tiny") / "run", TINY)
+    return run_ok(tmp_path_factory.mktemp("tiny") / "run", TINY_RUN)

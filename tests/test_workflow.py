@@ -104,7 +104,8 @@ def test_evaluation_writes_table2_and_figures(tiny_run):
         "scenario", "attribute", "subgroup", "density", "median_baseline", "median_scenario",
         "shift", "ci_low", "ci_high", "n_images", "n_patients",
     ]
-    assert set(shift["scenario"]) == {"PS1", "FUJI", "GEMS", "HOLO"} and set(shift["density"]) <= set("ABCD")
+    scenarios = set(shift["scenario"][~shift["scenario"].str.contains("@")])  # remedy runs: test_remedy.py
+    assert scenarios == {"PS1", "FUJI", "GEMS", "HOLO"} and set(shift["density"]) <= set("ABCD")
     assert (shift["shift"] - (shift["median_scenario"] - shift["median_baseline"])).abs().max() < 1e-9
     page = (tiny_run / "results/front_page.rst").read_text()
     assert "Findings" in page and "Table 2" in page and "data:image/png;base64," in page
@@ -209,12 +210,17 @@ def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     edited = yaml.safe_load((workdir / "config.yaml").read_text())
     edited["detection"] = {"enabled": False}
     edited["image_review"] = {"enabled": False}
+    edited["remedies"] = {"enabled": False}  # most remedies use detection (tests/test_remedy.py)
     write_config(workdir, edited)
     shutil.rmtree(workdir / "results/detection")
     shutil.rmtree(workdir / "results/figures/images")
-    # the provenance page, which records the config, is written again, and the audits
-    # lose their detection-chosen curves (an input fewer); nothing else
-    assert sorted(planned_rules(workdir)) == sorted(["all", "provenance", "audit_summary", "front_page"] + ["audit"] * 4)
+    shutil.rmtree(workdir / "results/remedies")
+    # the provenance page, which records the config, is written again, the audits lose their
+    # detection-chosen curves (an input fewer), and Fig. 1's numbers and the front page lose
+    # the remedy runs; nothing else
+    assert sorted(planned_rules(workdir)) == sorted(
+        ["all", "provenance", "audit_summary", "front_page", "figures"] + ["audit"] * 4
+    )
 
 
 def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
@@ -231,15 +237,17 @@ def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):
     write_config(workdir, edited)
     planned = planned_rules(workdir)
     # new models only: every scenario's second seed, FUJI at two more rates (x2 seeds); no existing model retrains
-    assert planned.count("train_density") == 5 + 4 and planned.count("labels") == 9
+    # and the second seed of the four HOLO remedy runs (remedies.seeds 0: every seed)
+    assert planned.count("train_density") == 5 + 4 + 4 and planned.count("labels") == 9
     # second seeds of both separability attributes; race unperturbed and 2 attributes x 1 perturbation,
     # all on the first seed (the perturbation grid uses one seed)
     assert planned.count("train_separability") == 2 + 1 + 2
-    assert "pretrain_backbone" not in planned and "crossfit" not in planned and "cohort" not in planned
+    # the only new cross-fit: detection of HOLO's second seed, which its remedy runs start from
+    assert "pretrain_backbone" not in planned and planned.count("crossfit") == 1 and "cohort" not in planned
     # separability.seeds: 1 keeps the density models' second seeds but drops the classifiers'
     write_config(workdir, {**edited, "separability": {**edited["separability"], "seeds": 1}})
     one_seed = planned_rules(workdir)
-    assert one_seed.count("train_density") == 5 + 4 and one_seed.count("train_separability") == 1 + 2
+    assert one_seed.count("train_density") == 5 + 4 + 4 and one_seed.count("train_separability") == 1 + 2
     write_config(workdir, edited)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -277,9 +285,11 @@ def test_target_fpr_edit_reruns_evaluation_only(tmp_path, tiny_run):
     planned = planned_rules(workdir)
     assert "train_density" not in planned and "train_separability" not in planned
     assert sorted(set(planned)) == [
-        "all", "audit", "audit_summary", "evaluate", "figures", "findings", "front_page", "provenance", "table2",
+        "all", "audit", "audit_summary", "evaluate", "figures", "findings", "front_page", "provenance",
+        "remedy_summary", "table2",
     ]
-    assert planned.count("evaluate") == 10 and planned.count("audit") == 4
+    # Five scenarios' and four remedy runs' evaluations, with both threshold sources.
+    assert planned.count("evaluate") == 18 and planned.count("audit") == 4
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_run):
@@ -375,7 +385,8 @@ def test_a_density_setting_given_in_another_config_file_reruns_no_upstream_job(t
     shutil.copytree(tiny_run, workdir, symlinks=True)
     (workdir / "more.yaml").write_text(yaml.safe_dump({"train": {"lr": 0.0005}}))
     planned = planned_rules(workdir, "--configfile", "more.yaml")
-    assert planned.count("train_density") == 5 and planned.count("train_separability") == 2
+    # the five scenarios' models and the four remedy runs, which train with the same settings
+    assert planned.count("train_density") == 5 + 4 and planned.count("train_separability") == 2
     upstream = {"synthetic_embed", "select_images", "preprocess_shard", "merge_cache", "cohort", "labels",
                 "pretrain_backbone", "backbone_features", "detection_folds", "crossfit", "detect"}
     assert not upstream & set(planned), sorted(upstream & set(planned))

@@ -33,7 +33,11 @@ TINY = {
     "evaluation": {"bootstrap": 50},
     "backbone": {"holdout": 0.25, "epochs": 5},
     "replicates": {"seeds": 1},
-    # Budgets 0 and 1 have exact answers (the scenario's model, the clean model's labels).
+}
+# The shared run (conftest's tiny_run) has the remedy stage too; configs built from TINY do not.
+# Budgets 0 and 1 have exact answers (the scenario's model, the clean model's labels).
+TINY_RUN = {
+    **TINY,
     "remedies": {"enabled": True, "scenarios": ["HOLO"], "methods": ["relabel_random", "drop_flagged", "forward_correction"], "budgets": [0, 1]},
 }
 
