@@ -164,9 +164,9 @@ def test_rendering_in_blocks_of_rows_gives_the_whole_image_result(planned, monke
     _, _, jobs = planned
     chosen = [next(job for job in jobs if job.manufacturer == vendor and job.view == view)
               for vendor in [*VENDORS, "GE HEALTHCARE"] for view in ("CC", "MLO")]
-    monkeypatch.setattr(synthetic, "RENDER_BLOCK_ROWS", 10_000)
+    monkeypatch.setattr(synthetic.render, "RENDER_BLOCK_ROWS", 10_000)
     whole = [render_display(job) for job in chosen]
-    monkeypatch.setattr(synthetic, "RENDER_BLOCK_ROWS", 7)
+    monkeypatch.setattr(synthetic.render, "RENDER_BLOCK_ROWS", 7)
     for job, expected in zip(chosen, whole, strict=True):
         assert job.rows > 3 * 7
         np.testing.assert_array_equal(render_display(job), expected)
