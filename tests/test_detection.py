@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cleanlab.count import compute_confident_joint, get_confident_thresholds
+from sklearn.model_selection import StratifiedGroupKFold
 
 from labelbias.detection.confident_learning import (
     SUBGROUP_COLUMNS,
@@ -13,9 +14,9 @@ from labelbias.detection.confident_learning import (
     detection_performance,
     flag_images,
     linear_crossfit,
-    patient_folds,
     subgroup_error_rates,
 )
+from labelbias.data.cohort import patient_folds
 from labelbias.errors import DataQualityError
 from labelbias.detection.review import grid_selection, highest_loss
 
@@ -45,7 +46,7 @@ def synthetic_pool(n_patients: int = 300, flip_rate: float = 0.4, seed: int = 0)
 
 
 def crossfitted(frame: pd.DataFrame, features: np.ndarray, k: int = 4) -> np.ndarray:
-    folds = patient_folds(frame, k, seed=1, stratify=["group"]).to_numpy()
+    folds = patient_folds(frame, k, seed=1, stratify=["group"])
     probabilities = np.zeros((len(frame), 2))
     labels = frame["label_given"].to_numpy()
     for fold in range(k):
@@ -56,14 +57,26 @@ def crossfitted(frame: pd.DataFrame, features: np.ndarray, k: int = 4) -> np.nda
 
 def test_folds_keep_patients_together_and_spread_strata():
     frame, _ = synthetic_pool()
-    folds = patient_folds(frame, 5, seed=3, stratify=["group"])
+    folds = patient_folds(frame, 5, seed=3, stratify=["group", "label_given"])
     assert frame.assign(fold=folds).groupby("patient_id")["fold"].nunique().max() == 1
-    assert sorted(folds.unique()) == [0, 1, 2, 3, 4]
-    per_fold = frame.assign(fold=folds).drop_duplicates("patient_id").groupby(["group", "fold"]).size()
-    assert per_fold.groupby("group").agg(lambda s: s.max() - s.min()).max() <= 1
-    assert (patient_folds(frame, 5, seed=3, stratify=["group"]) == folds).all()
-    with pytest.raises(DataQualityError, match="cannot fill 5 cross-fitting folds"):
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3, 4]
+    # Every stratum's images spread over the folds: each fold holds about a fifth of each.
+    shares = pd.crosstab(frame["group"] + frame["label_given"].astype(str), folds, normalize="index")
+    assert (shares.sub(0.2).abs() < 0.05).all().all()
+    assert (patient_folds(frame, 5, seed=3, stratify=["group", "label_given"]) == folds).all()
+    assert not (patient_folds(frame, 5, seed=4, stratify=["group", "label_given"]) == folds).all()
+    with pytest.raises(DataQualityError, match="3 patients cannot fill 5 folds"):
         patient_folds(frame[frame["patient_id"] < 3], 5, seed=0)
+
+
+def test_folds_are_scikit_learns_stratified_group_k_fold():
+    frame, _ = synthetic_pool()
+    strata = frame["group"] + "|" + frame["label_given"].astype(str)
+    expected = np.zeros(len(frame), dtype=int)
+    splitter = StratifiedGroupKFold(4, shuffle=True, random_state=7)
+    for fold, (_, held) in enumerate(splitter.split(frame, strata, frame["patient_id"])):
+        expected[held] = fold
+    assert (patient_folds(frame, 4, seed=7, stratify=["group", "label_given"]) == expected).all()
 
 
 def test_confident_true_labels_sum_to_cleanlabs_confident_joint():

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
 
 from .embed import MERGE_KEYS, EmbedTables
 from ..errors import DataQualityError, InputTableError
@@ -214,6 +215,27 @@ def split_patients(
             start += sizes[split_name]
     split = pd.Series(assignment, name="split").sort_index()
     return split
+
+
+def patient_folds(frame: pd.DataFrame, k: int, seed: int, stratify: list[str] | None = None) -> np.ndarray:
+    """Fold (0..k-1) of every row of ``frame``: all images of a patient share one fold.
+
+    scikit-learn's ``StratifiedGroupKFold`` (shuffled, seeded) with the patients as
+    groups and the joint value of the ``stratify`` columns as the class, so every
+    stratum's images spread over the folds as evenly as whole patients allow. The one
+    way folds are made in the package: detection's cross-fitting and the probe's.
+    """
+    patients = frame["patient_id"].to_numpy()
+    if len(np.unique(patients)) < k:
+        raise DataQualityError(f"{len(np.unique(patients))} patients cannot fill {k} folds")
+    keys = stratify or []
+    stratum = frame[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("", index=frame.index)
+    classes = pd.factorize(stratum, sort=True)[0]
+    folds = np.full(len(frame), -1, dtype=int)
+    splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros(len(frame)), classes, patients)):
+        folds[held] = fold
+    return folds
 
 
 def hold_out_patients(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data.cohort import split_patients
 from ..errors import DataQualityError
 from ..models.metrics import auc
 
@@ -30,15 +29,6 @@ SUBGROUP_COLUMNS = [
     "n_patients",
 ]
 SUMMARY_COLUMNS = ["scenario", "auroc", "precision", "recall", "n_images", "n_flipped", "n_flagged", "flagged_flipped"]
-
-
-def patient_folds(frame: pd.DataFrame, k: int, seed: int, stratify: list[str] | None = None) -> pd.Series:
-    """Fold (0..k-1) of every image: all images of a patient share one fold, strata spread evenly."""
-    if frame["patient_id"].nunique() < k:
-        raise DataQualityError(f"{frame['patient_id'].nunique()} patients cannot fill {k} cross-fitting folds")
-    names = {f"fold{i}": 1.0 / k for i in range(k)}
-    by_patient = split_patients(frame, names, seed, stratify)
-    return frame["patient_id"].map(by_patient).str.removeprefix("fold").astype(int)
 
 
 def linear_crossfit(
