@@ -8,7 +8,7 @@ import re
 import pandas as pd
 from docutils.core import publish_parts
 
-from labelbias.analysis.frontpage import finding_lines, front_page
+from labelbias.analysis.frontpage import finding_lines, front_page, remedy_lines
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
@@ -89,3 +89,26 @@ def test_audit_without_a_biased_subgroup_in_the_validation_set_says_so():
     page = front_page("The workflow.", FINDINGS, table2(), "<html><body></body></html>", PNG, TARGETS, audit)
     assert "to recover 90% of the TPR" in page
     assert "- No biased subgroup has validation patients in this run: nothing to audit." in page
+
+
+def test_remedy_lines_count_what_each_audit_fixed_against_a_random_audit_of_as_many_patients():
+    summary = pd.DataFrame(
+        [
+            {"scenario": "FUJI", "remedy": remedy, "budget": budget, "threshold_source": "biased", "subgroup": "FUJI",
+             "biased_subgroup": True, "scenario_tpr_change": -0.2, "tpr_recovered_share": share,
+             "tpr_recovered_share_ci_low": share - 0.1, "tpr_recovered_share_ci_high": share + 0.1}
+            for remedy, budget, share in [("relabel_suspect", 0.05, 0.8), ("drop_flagged", float("nan"), 0.7)]
+        ]
+    )
+    # Two seeds' runs: the counts are their means; 10 of 200 patients audited fix 5% of the flips at random.
+    labels = pd.DataFrame(
+        {"run": ["FUJI@relabel_suspect0.05", "FUJI@relabel_suspect0.05@seed1", "FUJI@drop_flagged", "HOLO@relabel_suspect0.05"],
+         "remedy": ["relabel_suspect", "relabel_suspect", "drop_flagged", "relabel_suspect"],
+         "budget": [0.05, 0.05, float("nan"), 0.05], "n_patients": [200] * 4, "patients_audited": [10] * 4,
+         "flips_before": [120, 120, 120, 999], "flips_fixed": [60, 70, 0, 999]}
+    )
+    (line,) = remedy_lines(summary, labels=labels)
+    assert "relabelling the 5% most suspect patients recovers 80% [70%, 90%] (fixing 65 of 120 flipped training and " \
+        "validation labels; as many patients at random fix 6 in expectation)" in line
+    assert line.endswith("dropping the flagged images recovers 70% [60%, 80%]")
+    assert "fixing" not in remedy_lines(summary)[0]

@@ -361,6 +361,7 @@ def front_page_inputs(wildcards):
         inputs["audit"] = "results/audit/summary.tsv"
     if REMEDY_RUNS:
         inputs["remedies"] = "results/remedies/summary.tsv"
+        inputs["remedy_labels"] = "results/remedies/labels.tsv"
     return inputs
 
 

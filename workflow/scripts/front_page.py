@@ -18,6 +18,7 @@ def main(snakemake):
         audit=audit,
         class_name=snakemake.params.class_name,
         remedies=read_tsv(snakemake.input.remedies, dtype={"subgroup": str}) if "remedies" in snakemake.input.keys() else None,
+        remedy_labels=read_tsv(snakemake.input.remedy_labels) if "remedy_labels" in snakemake.input.keys() else None,
     )
     Path(snakemake.output.page).write_text(page)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 
+import numpy as np
 import pandas as pd
 
 SOURCE_WORDS = {"clean": "clean-label threshold", "biased": "biased-label threshold"}
@@ -84,8 +85,29 @@ REMEDY_WORDS = {
 }
 
 
-def remedy_lines(remedies: pd.DataFrame, source: str = "biased") -> list[str]:
-    """One line per remedied scenario: what each remedy recovers of the biased subgroup's TPR change."""
+AUDIT_REMEDIES = ("relabel_suspect", "relabel_random")
+
+
+def audit_counts(labels: pd.DataFrame, scenario: str, remedy: str, budget: float) -> str:
+    """What an audit fixed of a scenario's flipped training and validation labels (mean over its runs),
+    next to what auditing as many patients at random fixes in expectation, which needs no model:
+    every patient is drawn with probability audited / pool, so a random audit fixes that share of the flips."""
+    runs = labels[
+        (labels["run"].astype(str).str.split("@").str[0] == scenario)
+        & (labels["remedy"] == remedy)
+        & np.isclose(labels["budget"].astype(float), budget)
+    ]
+    if runs.empty:
+        return ""
+    fixed, flips = runs["flips_fixed"].mean(), runs["flips_before"].mean()
+    at_random = (runs["flips_before"] * runs["patients_audited"] / runs["n_patients"]).mean()
+    expected = f"; as many patients at random fix {at_random:.0f} in expectation" if remedy == "relabel_suspect" else ""
+    return f" (fixing {fixed:.0f} of {flips:.0f} flipped training and validation labels{expected})"
+
+
+def remedy_lines(remedies: pd.DataFrame, source: str = "biased", labels: pd.DataFrame | None = None) -> list[str]:
+    """One line per remedied scenario: what each remedy recovers of the biased subgroup's TPR change,
+    and with ``labels`` (results/remedies/labels.tsv) what each audit fixed of the flipped labels."""
     rows = remedies[remedies["biased_subgroup"].astype(str).str.lower().eq("true") & (remedies["threshold_source"] == source)]
     lines = []
     for scenario, part in rows.groupby("scenario", sort=False):
@@ -98,9 +120,14 @@ def remedy_lines(remedies: pd.DataFrame, source: str = "biased") -> list[str]:
         for row in part.itertuples(index=False):
             budget = "" if pd.isna(row.budget) else f"{row.budget:.0%}"
             words = REMEDY_WORDS.get(row.remedy, row.remedy).format(budget=budget)
+            counts = (
+                audit_counts(labels, str(scenario), row.remedy, float(row.budget))
+                if labels is not None and row.remedy in AUDIT_REMEDIES
+                else ""
+            )
             said.append(
                 f"{words} recovers {row.tpr_recovered_share:.0%} "
-                f"[{row.tpr_recovered_share_ci_low:.0%}, {row.tpr_recovered_share_ci_high:.0%}]"
+                f"[{row.tpr_recovered_share_ci_low:.0%}, {row.tpr_recovered_share_ci_high:.0%}]{counts}"
             )
         lines.append(f"{head}; {'; '.join(said)}")
     return lines
@@ -116,6 +143,7 @@ def front_page(
     audit: pd.DataFrame | None = None,
     class_name: str = "density",
     remedies: pd.DataFrame | None = None,
+    remedy_labels: pd.DataFrame | None = None,
 ) -> str:
     """The report's front page as reStructuredText.
 
@@ -181,7 +209,7 @@ def front_page(
             "subgroup's TPR change (to the clean model, threshold on the remedied validation labels) "
             "that each remedy recovers (remedies.png_; the table is in category 9):",
             "",
-            *[f"- {line}" for line in remedy_lines(remedies)],
+            *[f"- {line}" for line in remedy_lines(remedies, labels=remedy_labels)],
             "",
         ]
     encoded = base64.b64encode(figure_png).decode("ascii")
