@@ -1,0 +1,101 @@
+"""Issue 38's checks of one finished run against the study's Table 2: the numbers behind
+docs/design.md's "The vendors as EMBED's".
+
+Usage (in a finished run's folder, or give it with --run):
+    .venv/bin/python docs/scripts/table2_check.py --run .
+
+It reads results/eval/table2.tsv and results/eval/findings.tsv and prints
+
+- the clean model's TPR / FPR per subgroup against the study's clean row (a miss: more than
+  0.03 off);
+- every change from the clean model that issue 38 names as a key change (a miss: outside a
+  factor 2 of the study's), and every change the study has within 0.03 of zero (a miss: 0.03
+  or more here);
+- how many findings hold, and the number of misses.
+
+The study's values are Table 2 of ../shared/reference/study.md (TPR, FPR per subgroup).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+STUDY: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
+    ("clean", "clean"): {
+        "PS1": (0.916, 0.106), "PS2": (0.913, 0.104), "PS3": (0.915, 0.104),
+        "FUJI": (0.923, 0.069), "GEMS": (0.914, 0.170), "HOLO": (0.915, 0.100),
+    },
+    ("PS1", "clean"): {"PS1": (0.910, 0.106), "PS2": (0.912, 0.108), "PS3": (0.912, 0.104)},
+    ("PS1", "biased"): {"PS1": (0.826, 0.042), "PS2": (0.828, 0.045), "PS3": (0.826, 0.048)},
+    ("FUJI", "clean"): {"FUJI": (0.750, 0.013), "GEMS": (0.907, 0.158), "HOLO": (0.914, 0.106)},
+    ("GEMS", "clean"): {"FUJI": (0.941, 0.092), "GEMS": (0.780, 0.087), "HOLO": (0.914, 0.103)},
+    ("HOLO", "clean"): {"FUJI": (0.938, 0.069), "GEMS": (0.943, 0.228), "HOLO": (0.898, 0.096)},
+    ("FUJI", "biased"): {"FUJI": (0.728, 0.013), "GEMS": (0.904, 0.153), "HOLO": (0.910, 0.102)},
+    ("GEMS", "biased"): {"FUJI": (0.931, 0.076), "GEMS": (0.726, 0.068), "HOLO": (0.901, 0.089)},
+    ("HOLO", "biased"): {"FUJI": (0.844, 0.015), "GEMS": (0.828, 0.080), "HOLO": (0.518, 0.012)},
+}
+# Issue 38's key changes: (scenario, threshold source, subgroup, rate).
+KEY_CHANGES = (
+    {("PS1", "biased", group, rate) for group in ("PS1", "PS2", "PS3") for rate in ("tpr", "fpr")}
+    | {(v, source, v, rate) for v in ("FUJI", "GEMS") for source in ("clean", "biased") for rate in ("tpr", "fpr")}
+    | {("HOLO", "biased", "HOLO", "tpr"), ("HOLO", "biased", "HOLO", "fpr")}
+    | {("HOLO", "biased", "FUJI", "tpr"), ("HOLO", "biased", "GEMS", "tpr")}
+)
+CLEAN_TOLERANCE = 0.03
+NEAR_ZERO = 0.03
+
+
+def _row(table: pd.DataFrame, scenario: str, source: str, group: str) -> pd.Series:
+    # The pseudo-groups are named ps1..ps3 in the run's tables, the vendors by their short name.
+    subgroup = table["subgroup"].astype(str).str.upper()
+    rows = table[(table["scenario"] == scenario) & (table["threshold_source"] == source) & (subgroup == group)]
+    if rows.empty:
+        raise SystemExit(f"table2.tsv: no row for scenario {scenario}, threshold_source {source}, subgroup {group}")
+    return rows.iloc[0]
+
+
+def check(run: Path) -> int:
+    """Print the checks of one run; return the number of misses."""
+    table = pd.read_csv(run / "results" / "eval" / "table2.tsv", sep="\t")
+    misses = 0
+    print(f"clean row (ours / study, within {CLEAN_TOLERANCE}?)")
+    for group, (tpr, fpr) in STUDY[("clean", "clean")].items():
+        row = _row(table, "clean", "clean", group)
+        ok = abs(row.tpr - tpr) <= CLEAN_TOLERANCE and abs(row.fpr - fpr) <= CLEAN_TOLERANCE
+        misses += not ok
+        print(f"  {group}: {row.tpr:.3f} / {row.fpr:.3f}  study {tpr:.3f} / {fpr:.3f}  {'ok' if ok else 'MISS'}")
+    print("changes from the clean model (ours, study; key: within a factor 2, near0: within 0.03)")
+    for (scenario, source), groups in STUDY.items():
+        if scenario == "clean":
+            continue
+        for group, rates in groups.items():
+            for rate, study_rate in zip(("tpr", "fpr"), rates, strict=True):
+                clean_rate = STUDY[("clean", "clean")][group][0 if rate == "tpr" else 1]
+                study_change = study_rate - clean_rate
+                ours = float(_row(table, scenario, source, group)[f"{rate}_change"])
+                if (scenario, source, group, rate) in KEY_CHANGES:
+                    kind, ok = "key", 0.5 <= ours / study_change <= 2.0
+                elif abs(study_change) < NEAR_ZERO:
+                    kind, ok = "near0", abs(ours) < NEAR_ZERO
+                else:
+                    continue
+                misses += not ok
+                print(f"  {kind:5} {scenario:4} {source:6} {group:4} {rate}: {ours:+.3f}  study {study_change:+.3f}"
+                      f"  {'ok' if ok else 'MISS'}")
+    findings = pd.read_csv(run / "results" / "eval" / "findings.tsv", sep="\t")
+    held = int(findings["holds"].astype(str).isin(["True", "yes"]).sum())
+    print(f"findings hold: {held}/{len(findings)}; misses above: {misses}")
+    return misses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("."), help="a finished run's folder")
+    check(parser.parse_args().run)
+
+
+if __name__ == "__main__":
+    main()
