@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow" / "scrip
 
 from labelbias.data.synthetic import DENSITY_CLASSES, plan_dataset, settings_from_config  # noqa: E402
 from labelbias.schema import schema_defaults  # noqa: E402
+from table2_check import STUDY  # noqa: E402  (this folder: the study's Table 2)
 
-# The study's clean row (Table 2) and EMBED's per-vendor density mix (Table 1, %).
-STUDY_CLEAN = {"FUJI": (0.923, 0.069), "GEMS": (0.914, 0.170), "HOLO": (0.915, 0.100)}
+# The study's clean row per vendor (Table 2) and EMBED's per-vendor density mix (Table 1, %).
+STUDY_CLEAN = {vendor: STUDY[("clean", "clean")][vendor] for vendor in ("FUJI", "GEMS", "HOLO")}
 TABLE1_MIX = {
     "FUJI": {"A": 8.3, "B": 44.5, "C": 44.1, "D": 3.2},
     "GEMS": {"A": 4.0, "B": 45.2, "C": 47.5, "D": 3.3},
