@@ -204,6 +204,26 @@ def test_vendor_heel_effect_survives_preprocessing(planned):
     assert gems[10:30].mean() / gems[34:54].mean() > holo[10:30].mean() / holo[34:54].mean() + 0.04
 
 
+def test_fraction_spread_moves_each_gems_image_by_its_own_draw(planned, monkeypatch):
+    """GEMS shows its label's dense fraction loosely: each image's tissue brightness moves with the
+    draw of the image's own stream; HOLO's images do not depend on GEMS's spread."""
+    _, _, jobs = planned
+    base = next(j for j in jobs if j.view == "CC" and j.image_type == "2D")
+    gems = synthetic.VENDOR_LOOKS["GE MEDICAL SYSTEMS"]
+    assert gems.fraction_spread > 0 and synthetic.VENDOR_LOOKS["HOLOGIC, Inc."].fraction_spread == 0
+
+    def tissue_mean(vendor: str, seed: int, spread: float) -> float:
+        monkeypatch.setitem(synthetic.VENDOR_LOOKS, "GE MEDICAL SYSTEMS", replace(gems, fraction_spread=spread))
+        image = render_display(replace(base, manufacturer=vendor, seed=seed, dense_fraction=0.5))
+        return float(image[image > 0.05].mean())
+
+    draws = [np.random.default_rng([seed, 2]).normal() for seed in range(12)]
+    moves = [tissue_mean("GE MEDICAL SYSTEMS", seed, gems.fraction_spread) - tissue_mean("GE MEDICAL SYSTEMS", seed, 0.0)
+             for seed in range(12)]
+    assert np.corrcoef(draws, moves)[0, 1] > 0.9
+    assert tissue_mean("HOLOGIC, Inc.", 3, 0.2) == tissue_mean("HOLOGIC, Inc.", 3, gems.fraction_spread)
+
+
 def test_oracle_density_score_is_strong_but_not_perfect(planned):
     metadata, clinical, jobs = planned
     summary = oracle_summary(metadata, clinical, jobs).set_index("measure")["value"]

@@ -43,6 +43,10 @@ class VendorLook:
     noise: float  # quantum noise sigma in display units
     edge_falloff: float = 0.38  # darkening towards the skin line (thickness equalisation differs by vendor)
     rim: float = 0.0  # brightening of the outer ring of the breast (peripheral enhancement)
+    # Spread of the dense fraction an image shows around the one its label was drawn from
+    # (per image, from a stream of its own): how loosely this vendor's images show the
+    # density readers saw. EMBED's GEMS is read less sharply than its other vendors.
+    fraction_spread: float = 0.0
 
 
 VENDOR_LOOKS: dict[str, VendorLook] = {
@@ -50,10 +54,10 @@ VENDOR_LOOKS: dict[str, VendorLook] = {
                                 gamma=1.0, heel=0.0, stripes=0.0, stripe_cycles=0.0, blur=0.0, noise=0.012,
                                 edge_falloff=0.0, rim=0.35),
     "GE MEDICAL SYSTEMS": VendorLook("Senographe Essential", 3062, 2394, 0.1, 14, "MONOCHROME2", False,
-                                     gamma=0.8, heel=0.55, stripes=0.0, stripe_cycles=0.0, blur=0.004,
-                                     noise=0.02, edge_falloff=0.55),
+                                     gamma=0.8, heel=0.3, stripes=0.0, stripe_cycles=0.0, blur=0.004,
+                                     noise=0.02, edge_falloff=0.55, rim=1.0, fraction_spread=0.05),
     "FUJIFILM Corporation": VendorLook("FDR MS-3500", 5928, 4728, 0.05, 12, "MONOCHROME1", False,
-                                       gamma=1.0, heel=-0.4, stripes=0.15, stripe_cycles=4.0, blur=0.0,
+                                       gamma=1.0, heel=-0.4, stripes=0.15, stripe_cycles=8.0, blur=0.0,
                                        noise=0.008, edge_falloff=0.25),
     "GE HEALTHCARE": VendorLook("Senographe Pristina", 2850, 2394, 0.1, 12, "MONOCHROME2", False,
                                 gamma=0.85, heel=0.15, stripes=0.0, stripe_cycles=0.0, blur=0.004, noise=0.018),
