@@ -11,7 +11,11 @@ It reads results/eval/table2.tsv and results/eval/findings.tsv and prints
 - every change from the clean model that issue 38 names as a key change (a miss: outside a
   factor 2 of the study's), and every change the study has within 0.03 of zero (a miss: 0.03
   or more here);
-- how many findings hold, and the number of misses.
+- how many findings hold, and the number of misses;
+- the clean models' per-vendor operating point read as a binormal ROC (equal variances): the
+  vendor's separation d' = z(TPR) + z(1 - FPR), and the log likelihood ratio at the operating point,
+  d' (z(1 - FPR) - d' / 2), 0 at the vendor's symmetric point (TPR = 1 - FPR), negative where the
+  common threshold calls the vendor's images positive more readily; the study's alongside.
 
 The study's values are Table 2 of ../shared/reference/study.md (TPR, FPR per subgroup).
 """
@@ -91,10 +95,32 @@ def check(run: Path) -> int:
     return misses
 
 
+def binormal_point(tpr: float, fpr: float) -> tuple[float, float]:
+    """A vendor's separation d' and the log likelihood ratio at its operating point (equal-variance
+    binormal ROC through that point)."""
+    from scipy.stats import norm
+
+    from_negatives = float(norm.ppf(1.0 - fpr))
+    separation = float(norm.ppf(tpr)) + from_negatives
+    return separation, separation * (from_negatives - separation / 2.0)
+
+
+def binormal(run: Path) -> None:
+    """Print each vendor's d' and operating-point log likelihood ratio, ours and the study's."""
+    table = pd.read_csv(run / "results" / "eval" / "table2.tsv", sep="\t")
+    print("clean models, binormal reading: d' and log LR at the operating point (ours / study)")
+    for group in ("FUJI", "GEMS", "HOLO"):
+        row = _row(table, "clean", "clean", group)
+        ours, study = binormal_point(row.tpr, row.fpr), binormal_point(*STUDY[("clean", "clean")][group])
+        print(f"  {group}: d' {ours[0]:.2f} / {study[0]:.2f}   log LR {ours[1]:+.2f} / {study[1]:+.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("."), help="a finished run's folder")
-    check(parser.parse_args().run)
+    run = parser.parse_args().run
+    check(run)
+    binormal(run)
 
 
 if __name__ == "__main__":
