@@ -45,7 +45,7 @@ class VendorLook:
     rim: float = 0.0  # brightening of the outer ring of the breast (peripheral enhancement)
     # Spread of the dense fraction an image shows around the one its label was drawn from
     # (per image, from a stream of its own): how loosely this vendor's images show the
-    # density readers saw. EMBED's GEMS is read less sharply than its other vendors.
+    # density readers saw. The study's model separates GEMS's classes least (docs/design.md).
     fraction_spread: float = 0.0
 
 

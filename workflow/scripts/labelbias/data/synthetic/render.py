@@ -73,17 +73,17 @@ def render_display(job: ImageJob) -> np.ndarray:
     field += towards_skin
     del towards_skin
     look = VENDOR_LOOKS[job.manufacturer]
+    s = VENDOR_SIGNAL
     shown_fraction = job.dense_fraction
     if look.fraction_spread:
         # Its own stream, so the draws below (and every other vendor's files) stay as they are.
-        spread = look.fraction_spread * np.random.default_rng([job.seed, 2]).normal()
+        spread = s * look.fraction_spread * np.random.default_rng([job.seed, 2]).normal()
         shown_fraction = float(np.clip(job.dense_fraction + spread, 0.01, 0.99))
     threshold = float(np.quantile(field[tissue_region], 1.0 - shown_fraction))
     field -= threshold
     field /= 0.06
     dense = special.expit(field, out=field)
 
-    s = VENDOR_SIGNAL
     # Vendors equalise breast thickness differently: how much the periphery darkens,
     # and whether its outer ring is enhanced, is part of each vendor's look.
     falloff = 0.38 + s * (look.edge_falloff - 0.38)
