@@ -61,9 +61,12 @@ def _row(table: pd.DataFrame, scenario: str, source: str, group: str) -> pd.Seri
     return rows.iloc[0]
 
 
-def check(run: Path) -> int:
-    """Print the checks of one run; return the number of misses."""
-    table = pd.read_csv(run / "results" / "eval" / "table2.tsv", sep="\t")
+def read_table2(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "results" / "eval" / "table2.tsv", sep="\t")
+
+
+def check(run: Path, table: pd.DataFrame) -> int:
+    """Print the checks of one run (its Table 2 given); return the number of misses."""
     misses = 0
     print(f"clean row (ours / study, within {CLEAN_TOLERANCE}?)")
     for group, (tpr, fpr) in STUDY[("clean", "clean")].items():
@@ -105,9 +108,8 @@ def binormal_point(tpr: float, fpr: float) -> tuple[float, float]:
     return separation, separation * (from_negatives - separation / 2.0)
 
 
-def binormal(run: Path) -> None:
+def binormal(table: pd.DataFrame) -> None:
     """Print each vendor's d' and operating-point log likelihood ratio, ours and the study's."""
-    table = pd.read_csv(run / "results" / "eval" / "table2.tsv", sep="\t")
     print("clean models, binormal reading: d' and log LR at the operating point (ours / study)")
     for group in ("FUJI", "GEMS", "HOLO"):
         row = _row(table, "clean", "clean", group)
@@ -119,8 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=Path("."), help="a finished run's folder")
     run = parser.parse_args().run
-    check(run)
-    binormal(run)
+    table = read_table2(run)
+    check(run, table)
+    binormal(table)
 
 
 if __name__ == "__main__":
