@@ -68,6 +68,7 @@ def test_minimal_config_gets_every_default():
         (lambda c: c["image_review"].update(per_cell=0), "per_cell"),
         (lambda c: c["train"].update(fine_tune_from="layer5"), "layer5"),
         (lambda c: c["separability"].update(seeds=0), "seeds"),
+        (lambda c: c["data"]["synthetic"].update(vendor_density_mix={"GE MEDICAL SYSTEMS": {"A": 0.5, "B": 0.5}}), "'C' is a required property"),
     ],
 )
 def test_schema_errors_name_the_value_or_key(edit, message):
@@ -92,6 +93,10 @@ def test_schema_errors_name_the_value_or_key(edit, message):
         (lambda c: c["data"]["synthetic"]["vendor_mix"].update({"SIEMENS": 0.1}), "data.synthetic.vendor_mix: unknown vendor 'SIEMENS'"),
         (lambda c: c["data"]["synthetic"].update(vendor_class_shift={"GEMS": {"B": 0.05}}),
          "data.synthetic.vendor_class_shift: unknown vendor 'GEMS'"),
+        (lambda c: c["data"]["synthetic"].update(vendor_density_mix={"GEMS": {"A": 0.1, "B": 0.4, "C": 0.4, "D": 0.1}}),
+         "data.synthetic.vendor_density_mix: unknown vendor 'GEMS'"),
+        (lambda c: c["data"]["synthetic"].update(vendor_density_mix={"GE MEDICAL SYSTEMS": {"A": 0, "B": 0, "C": 0, "D": 0}}),
+         "data.synthetic.vendor_density_mix.GE MEDICAL SYSTEMS: shares must not all be 0"),
         (lambda c: c["cohort"]["vendors"].update({"GE HEALTHCARE": "GEMS"}), "cohort.vendors: two manufacturers map to the same name"),
         (lambda c: c["data"].update(source="embed"), "data.embed.metadata: table '/path/to/EMBED"),
         (lambda c: c["backbone"].update(init="scratch"), "detection.model: 'linear' reads frozen backbone features"),

@@ -127,6 +127,28 @@ def test_vendor_class_shift_moves_one_vendors_class_and_changes_nothing_else(pla
     assert moved > 10
 
 
+
+def test_vendor_density_mix_draws_one_vendors_classes_and_moves_no_other_draw(planned):
+    metadata, clinical, jobs = planned
+    only_b = {"A": 0.0, "B": 1.0, "C": 0.0, "D": 0.0}
+    metadata_mixed, clinical_mixed, mixed = plan_dataset(
+        replace(SMALL, vendor_density_mix={"GE MEDICAL SYSTEMS": only_b}))
+    pd.testing.assert_frame_equal(metadata_mixed, metadata)
+    pd.testing.assert_frame_equal(clinical_mixed.drop(columns="tissueden"), clinical.drop(columns="tissueden"))
+    # A patient's vendor is that of their first image (a later exam may switch vendor).
+    vendor = {j.patient_id: j.manufacturer for j in reversed(jobs)}
+    densities = clinical_mixed.groupby("empi_anon")["tissueden"].agg(set)
+    gems = [p for p, v in vendor.items() if v == "GE MEDICAL SYSTEMS"]
+    assert len(gems) > 10
+    for patient in gems:
+        # B (2), a second exam's neighbouring class C (3), or a man's invalid 5
+        assert densities[int(patient)] <= {2.0, 3.0, 5.0}
+    assert sum(densities[int(p)] == {2.0} for p in gems) > 0.8 * len(gems)
+    for a, b in zip(jobs, mixed, strict=True):
+        assert replace(a, dense_fraction=b.dense_fraction) == b
+        if vendor[a.patient_id] != "GE MEDICAL SYSTEMS":
+            assert a.dense_fraction == b.dense_fraction
+
 def test_direct_encoding_writes_the_bytes_pydicom_writes(planned, tmp_path):
     """Every vendor, image type and photometry, native and JPEG 2000, full size too."""
     _, _, jobs = planned

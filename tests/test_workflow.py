@@ -221,6 +221,9 @@ def test_parts_switched_off_plan_no_jobs(tmp_path, tiny_run):
     assert sorted(planned_rules(workdir)) == sorted(
         ["all", "provenance", "audit_summary", "front_page", "figures"] + ["audit"] * 4
     )
+    # and a rule switched off claims no other rule's paths (one InputFunctionException each)
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0 and "InputFunctionException" not in result.stdout + result.stderr
 
 
 def test_seeds_rates_and_perturbations_add_jobs_and_outputs(tmp_path, tiny_run):

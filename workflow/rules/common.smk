@@ -126,7 +126,9 @@ localrules:
 
 
 def _one_of(names):
-    return "|".join(re.escape(name) for name in names)
+    # Snakemake reads an empty constraint as none at all, so with no names (remedies off,
+    # say) the rule would claim every path; "(?!)" matches nothing.
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 wildcard_constraints:

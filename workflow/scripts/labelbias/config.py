@@ -390,7 +390,7 @@ def _check_data_source(config: dict[str, Any]) -> None:
     data = config["data"]
     if data["source"] == "synthetic":
         synthetic = data["synthetic"]
-        for key in ("vendor_mix", "vendor_class_shift"):
+        for key in ("vendor_mix", "vendor_class_shift", "vendor_density_mix"):
             for vendor in synthetic.get(key, {}):
                 if vendor not in MAIN_VENDORS:
                     raise ConfigError(
@@ -409,6 +409,9 @@ def _check_data_source(config: dict[str, Any]) -> None:
             raise ConfigError("data.synthetic.density_centres: centres of A, B, C, D must increase")
         if sum(synthetic["density_mix"].values()) <= 0:
             raise ConfigError("data.synthetic.density_mix: shares must not all be 0")
+        for vendor, mix in synthetic.get("vendor_density_mix", {}).items():
+            if sum(mix.values()) <= 0:
+                raise ConfigError(f"data.synthetic.vendor_density_mix.{vendor}: shares must not all be 0")
     elif data["source"] == "table":
         _check_table_files(config)
     else:

@@ -80,6 +80,9 @@ class SyntheticSettings:
     vendor_mix: dict[str, float]
     other_vendor_share: float
     density_mix: dict[str, float]
+    # Per vendor, a density mix of its own in place of ``density_mix`` (EMBED's vendors
+    # differ: Table 1 of the study).
+    vendor_density_mix: dict[str, dict[str, float]]
     density_centres: tuple[float, float, float, float]
     density_spread: float
     # Per vendor and density class, a shift of the dense fraction: a vendor whose B images
@@ -160,7 +163,7 @@ def plan_dataset(settings: SyntheticSettings) -> tuple[pd.DataFrame, pd.DataFram
         empi = int(empis[p])
         male = rng.random() < settings.male_share
         vendor = OTHER_VENDOR if rng.random() < settings.other_vendor_share else _choice(rng, settings.vendor_mix)
-        density = _choice(rng, settings.density_mix)
+        density = _choice(rng, settings.vendor_density_mix.get(vendor, settings.density_mix))
         centre = centres[density] + settings.vendor_class_shift.get(vendor, {}).get(density, 0.0)
         dense_fraction = float(np.clip(rng.normal(centre, settings.density_spread), 0.02, 0.98))
         race = _choice(rng, settings.race_mix)
@@ -341,4 +344,8 @@ def settings_from_config(config: dict[str, object]) -> SyntheticSettings:
     # another order (a YAML writer that sorts keys, say) make the same dataset.
     for key, order in (("vendor_mix", MAIN_VENDORS), ("density_mix", DENSITY_CLASSES), ("race_mix", tuple(RACE_SHIFT))):
         known[key] = canonical_order(known[key], order)  # type: ignore[arg-type]
+    known["vendor_density_mix"] = {
+        vendor: canonical_order(mix, DENSITY_CLASSES)
+        for vendor, mix in known["vendor_density_mix"].items()  # type: ignore[attr-defined]
+    }
     return SyntheticSettings(**known)  # type: ignore[arg-type]
