@@ -127,7 +127,6 @@ def test_vendor_class_shift_moves_one_vendors_class_and_changes_nothing_else(pla
     assert moved > 10
 
 
-
 def test_vendor_density_mix_draws_one_vendors_classes_and_moves_no_other_draw(planned):
     metadata, clinical, jobs = planned
     only_b = {"A": 0.0, "B": 1.0, "C": 0.0, "D": 0.0}
@@ -148,6 +147,7 @@ def test_vendor_density_mix_draws_one_vendors_classes_and_moves_no_other_draw(pl
         assert replace(a, dense_fraction=b.dense_fraction) == b
         if vendor[a.patient_id] != "GE MEDICAL SYSTEMS":
             assert a.dense_fraction == b.dense_fraction
+
 
 def test_direct_encoding_writes_the_bytes_pydicom_writes(planned, tmp_path):
     """Every vendor, image type and photometry, native and JPEG 2000, full size too."""
