@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,6 +13,7 @@ from workflow_helpers import ROOT
 
 _spec = importlib.util.spec_from_file_location("table2_check", ROOT / "docs" / "scripts" / "table2_check.py")
 table2_check = importlib.util.module_from_spec(_spec)
+sys.modules["table2_check"] = table2_check  # its dataclass looks its module up there
 _spec.loader.exec_module(table2_check)
 
 
@@ -56,3 +59,69 @@ def test_binormal_reading_of_an_operating_point():
     # The study's GEMS: less separated than HOLO and called positive more readily.
     gems, holo = table2_check.binormal_point(0.914, 0.170), table2_check.binormal_point(0.915, 0.100)
     assert gems[0] < holo[0] and gems[1] < holo[1] < 0
+
+
+_noise_spec = importlib.util.spec_from_file_location("check_noise", ROOT / "docs" / "scripts" / "check_noise.py")
+check_noise = importlib.util.module_from_spec(_noise_spec)
+sys.modules["check_noise"] = check_noise
+_noise_spec.loader.exec_module(check_noise)
+
+
+def _scored_run(tmp_path, n_val, n_test, images_per_patient=2, seed=0, models=("clean", "clean@seed1")):
+    """A run folder with a cohort and clean models whose scores are noisy copies of the label."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split, n in (("val", n_val), ("test", n_test)):
+        for p in range(n):
+            label = int(rng.random() < 0.5)
+            for k in range(images_per_patient):
+                rows.append({"image_id": f"{split}{p}.{k}", "patient_id": f"{split}{p}", "split": split, "label": label,
+                             "manufacturer": rng.choice(["FUJI", "GEMS", "HOLO"], p=[0.2, 0.2, 0.6]),
+                             "pseudo_subgroup": rng.choice(["PS1", "PS2", "PS3"])})  # fmt: skip
+    cohort = pd.DataFrame(rows)
+    (tmp_path / "results" / "data").mkdir(parents=True)
+    (tmp_path / "results" / "labels").mkdir()
+    cohort.to_csv(tmp_path / "results" / "data" / "cohort.tsv", sep="\t", index=False)
+    for name in models:
+        (tmp_path / "results" / "models" / name).mkdir(parents=True)
+        scores = 1 / (1 + np.exp(-(2.5 * (cohort["label"] - 0.5) + rng.normal(size=len(cohort)))))
+        pd.DataFrame({"image_id": cohort["image_id"], "split": cohort["split"], "score": scores}).to_csv(
+            tmp_path / "results" / "models" / name / "predictions.tsv", sep="\t", index=False)
+        pd.DataFrame({"image_id": cohort["image_id"], "label_clean": cohort["label"], "label_biased": cohort["label"]}).to_csv(
+            tmp_path / "results" / "labels" / f"{name}.tsv", sep="\t", index=False)
+    return tmp_path, cohort
+
+
+def test_noise_rates_without_resampling_are_the_workflows_own(tmp_path):
+    from labelbias.analysis.evaluation import evaluate_scenario
+
+    run, cohort = _scored_run(tmp_path, n_val=80, n_test=120)
+    loaded, models = check_noise.load(run, ["clean"])
+    assert len(models["clean"]) == 2
+    ones_val, ones_test = np.ones(loaded.n_val, int), np.ones(loaded.n_test, int)
+    for replicate, name in enumerate(("clean", "clean@seed1")):
+        ours = check_noise.rates(models["clean"][replicate], "clean", loaded, ones_val, ones_test, 0.1)
+        predictions = pd.read_csv(run / "results" / "models" / name / "predictions.tsv", sep="\t")
+        labels = pd.read_csv(run / "results" / "labels" / f"{name}.tsv", sep="\t")
+        table, _ = evaluate_scenario(predictions, labels, cohort.drop(columns="split"), "clean",
+                                     ["manufacturer", "pseudo_subgroup"], 0.1, 0, 0)  # fmt: skip
+        for row in table[table["attribute"] != "all"].itertuples():
+            assert ours[row.subgroup.upper()] == pytest.approx((row.tpr, row.fpr), abs=1e-12)
+
+
+def test_noise_of_a_subgroups_fpr_is_the_binomial_one(tmp_path):
+    # Scores that do not depend on the subgroup: a threshold drawn off its place moves every
+    # subgroup's FPR alike, so the noise is the test negatives' binomial one and the validation's.
+    run, cohort = _scored_run(tmp_path, n_val=800, n_test=3000, images_per_patient=1, seed=1, models=("clean",))
+    loaded, models = check_noise.load(run, ["clean"])
+    clean_checks = [item for item in check_noise.checks() if item.kind == "clean"]
+    table, joint = check_noise.noise_table(clean_checks, models, loaded, draws=400, seed=2)
+    holo = table[table["check"].str.contains("HOLO")].iloc[0]
+    fpr = float(holo["ours"].split(" / ")[1])
+    test_negatives = int(((cohort["split"] == "test") & (cohort["manufacturer"] == "HOLO") & (cohort["label"] == 0)).sum())
+    val_negatives = int(((cohort["split"] == "val") & (cohort["label"] == 0)).sum())
+    expected = np.sqrt(fpr * (1 - fpr) * (1 / test_negatives + 1 / val_negatives))
+    assert float(holo["noise_sd"].split(" / ")[1]) == pytest.approx(expected, rel=0.15)
+    # Every subgroup's clean rates at once cannot pass more often than the hardest one alone.
+    assert joint["clean"][1] <= table["study_passes"].min() + 1e-12
+    assert 0.0 <= joint["clean"][0] <= 1.0

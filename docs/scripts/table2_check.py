@@ -23,8 +23,10 @@ The study's values are Table 2 of ../shared/reference/study.md (TPR, FPR per sub
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 STUDY: dict[tuple[str, str], dict[str, tuple[float, float]]] = {
@@ -52,6 +54,52 @@ CLEAN_TOLERANCE = 0.03
 NEAR_ZERO = 0.03
 
 
+@dataclass(frozen=True)
+class Check:
+    """One of issue 38's checks: ``clean`` (the clean model's TPR and FPR of a subgroup both within
+    ``CLEAN_TOLERANCE`` of the study's), ``key`` (a change from the clean model within a factor 2 of
+    the study's) or ``near0`` (a change the study has within ``NEAR_ZERO`` of zero, here too)."""
+
+    kind: str
+    scenario: str
+    source: str
+    group: str
+    columns: tuple[str, ...]  # the Table 2 columns it reads: ("tpr", "fpr") or one "{rate}_change"
+    study: tuple[float, ...]
+
+    def passes(self, ours: tuple[np.ndarray | float, ...]) -> np.ndarray | bool:
+        """Whether values in ``columns``' order pass (elementwise for arrays of draws)."""
+        if self.kind == "clean":
+            return np.all([np.abs(o - s) <= CLEAN_TOLERANCE for o, s in zip(ours, self.study, strict=True)], axis=0)
+        (value,), (study,) = ours, self.study
+        if self.kind == "key":
+            return (0.5 <= value / study) & (value / study <= 2.0)
+        return np.abs(value) < NEAR_ZERO
+
+    def label(self) -> str:
+        return f"{self.kind:5} {self.scenario:5} {self.source:6} {self.group:4} {'/'.join(self.columns)}"
+
+
+def checks() -> list[Check]:
+    """Every check, in the order ``check`` prints them."""
+    clean = STUDY[("clean", "clean")]
+    found = [Check("clean", "clean", "clean", group, ("tpr", "fpr"), rates) for group, rates in clean.items()]
+    for (scenario, source), groups in STUDY.items():
+        if scenario == "clean":
+            continue
+        for group, rates in groups.items():
+            for rate, study_rate in zip(("tpr", "fpr"), rates, strict=True):
+                study_change = study_rate - clean[group][0 if rate == "tpr" else 1]
+                if (scenario, source, group, rate) in KEY_CHANGES:
+                    kind = "key"
+                elif abs(study_change) < NEAR_ZERO:
+                    kind = "near0"
+                else:
+                    continue
+                found.append(Check(kind, scenario, source, group, (f"{rate}_change",), (study_change,)))
+    return found
+
+
 def _row(table: pd.DataFrame, scenario: str, source: str, group: str) -> pd.Series:
     # The pseudo-groups are named ps1..ps3 in the run's tables, the vendors by their short name.
     subgroup = table["subgroup"].astype(str).str.upper()
@@ -68,30 +116,15 @@ def read_table2(run: Path) -> pd.DataFrame:
 def check(run: Path, table: pd.DataFrame) -> int:
     """Print the checks of one run (its Table 2 given); return the number of misses."""
     misses = 0
-    print(f"clean row (ours / study, within {CLEAN_TOLERANCE}?)")
-    for group, (tpr, fpr) in STUDY[("clean", "clean")].items():
-        row = _row(table, "clean", "clean", group)
-        ok = abs(row.tpr - tpr) <= CLEAN_TOLERANCE and abs(row.fpr - fpr) <= CLEAN_TOLERANCE
+    print(f"checks (ours / study; clean: within {CLEAN_TOLERANCE}, key: within a factor 2, near0: within {NEAR_ZERO})")
+    for item in checks():
+        row = _row(table, item.scenario, item.source, item.group)
+        ours = tuple(float(row[column]) for column in item.columns)
+        ok = bool(item.passes(ours))
         misses += not ok
-        print(f"  {group}: {row.tpr:.3f} / {row.fpr:.3f}  study {tpr:.3f} / {fpr:.3f}  {'ok' if ok else 'MISS'}")
-    print("changes from the clean model (ours, study; key: within a factor 2, near0: within 0.03)")
-    for (scenario, source), groups in STUDY.items():
-        if scenario == "clean":
-            continue
-        for group, rates in groups.items():
-            for rate, study_rate in zip(("tpr", "fpr"), rates, strict=True):
-                clean_rate = STUDY[("clean", "clean")][group][0 if rate == "tpr" else 1]
-                study_change = study_rate - clean_rate
-                ours = float(_row(table, scenario, source, group)[f"{rate}_change"])
-                if (scenario, source, group, rate) in KEY_CHANGES:
-                    kind, ok = "key", 0.5 <= ours / study_change <= 2.0
-                elif abs(study_change) < NEAR_ZERO:
-                    kind, ok = "near0", abs(ours) < NEAR_ZERO
-                else:
-                    continue
-                misses += not ok
-                print(f"  {kind:5} {scenario:4} {source:6} {group:4} {rate}: {ours:+.3f}  study {study_change:+.3f}"
-                      f"  {'ok' if ok else 'MISS'}")
+        shown = " / ".join(f"{v:+.3f}" if item.kind != "clean" else f"{v:.3f}" for v in ours)
+        study = " / ".join(f"{v:+.3f}" if item.kind != "clean" else f"{v:.3f}" for v in item.study)
+        print(f"  {item.label()}: {shown}  study {study}  {'ok' if ok else 'MISS'}")
     findings = pd.read_csv(run / "results" / "eval" / "findings.tsv", sep="\t")
     held = int(findings["holds"].astype(str).isin(["True", "yes"]).sum())
     print(f"findings hold: {held}/{len(findings)}; misses above: {misses}")
