@@ -71,7 +71,7 @@ def _scored_run(tmp_path, n_val, n_test, images_per_patient=2, seed=0, models=("
     """A run folder with a cohort and clean models whose scores are noisy copies of the label."""
     rng = np.random.default_rng(seed)
     rows = []
-    for split, n in (("val", n_val), ("test", n_test)):
+    for split, n in (("train", 20), ("val", n_val), ("test", n_test)):
         for p in range(n):
             label = int(rng.random() < 0.5)
             for k in range(images_per_patient):
@@ -85,7 +85,9 @@ def _scored_run(tmp_path, n_val, n_test, images_per_patient=2, seed=0, models=("
     for name in models:
         (tmp_path / "results" / "models" / name).mkdir(parents=True)
         scores = 1 / (1 + np.exp(-(2.5 * (cohort["label"] - 0.5) + rng.normal(size=len(cohort)))))
-        pd.DataFrame({"image_id": cohort["image_id"], "split": cohort["split"], "score": scores}).to_csv(
+        # The workflow scores the validation and test images only.
+        scored = (cohort["split"] != "train").to_numpy()
+        pd.DataFrame({"image_id": cohort["image_id"], "split": cohort["split"], "score": scores})[scored].to_csv(
             tmp_path / "results" / "models" / name / "predictions.tsv", sep="\t", index=False)
         pd.DataFrame({"image_id": cohort["image_id"], "label_clean": cohort["label"], "label_biased": cohort["label"]}).to_csv(
             tmp_path / "results" / "labels" / f"{name}.tsv", sep="\t", index=False)

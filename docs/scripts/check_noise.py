@@ -65,7 +65,8 @@ class Cohort:
 def load(run: Path, scenarios: list[str]) -> tuple[Cohort, dict[str, list[Model]]]:
     """The cohort and every scenario's replicates (``scenario``, ``scenario@seed1``, ...) of a run."""
     cohort = pd.read_csv(run / "results/data/cohort.tsv", sep="\t", dtype={"image_id": str, "patient_id": str})
-    cohort = cohort.sort_values("image_id", kind="mergesort").reset_index(drop=True)
+    # Predictions cover the validation and test images only.
+    cohort = cohort[cohort["split"].isin(["val", "test"])].sort_values("image_id", kind="mergesort").reset_index(drop=True)
     val, test = cohort[cohort["split"] == "val"], cohort[cohort["split"] == "test"]
     val_patient = pd.factorize(val["patient_id"], sort=True)[0]
     test_patient = pd.factorize(test["patient_id"], sort=True)[0]
@@ -86,7 +87,7 @@ def load(run: Path, scenarios: list[str]) -> tuple[Cohort, dict[str, list[Model]
             frame = cohort[["image_id", "split"]].merge(scores[["image_id", "score"]], on="image_id", validate="one_to_one")
             frame = frame.merge(labels[["image_id", *LABELS.values()]], on="image_id", validate="one_to_one")
             if len(frame) != len(cohort):
-                raise SystemExit(f"{name}: predictions or labels do not cover results/data/cohort.tsv")
+                raise SystemExit(f"{name}: predictions or labels miss validation or test images of results/data/cohort.tsv")
             v, t = frame[frame["split"] == "val"], frame[frame["split"] == "test"]
             models.setdefault(scenario, []).append(
                 Model(v["score"].to_numpy(), {s: v[c].to_numpy() for s, c in LABELS.items()}, t["score"].to_numpy())
