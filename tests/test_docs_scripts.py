@@ -127,3 +127,19 @@ def test_noise_of_a_subgroups_fpr_is_the_binomial_one(tmp_path):
     # Every subgroup's clean rates at once cannot pass more often than the hardest one alone.
     assert joint["clean"][1] <= table["study_passes"].min() + 1e-12
     assert 0.0 <= joint["clean"][0] <= 1.0
+
+
+def test_pooling_draws_shrinks_the_noise_by_their_root(tmp_path):
+    run, _ = _scored_run(tmp_path, n_val=300, n_test=600, seed=3)
+    loaded, models = check_noise.load(run, ["clean"])
+    clean_checks = [item for item in check_noise.checks() if item.kind == "clean"]
+    one, joint_one = check_noise.noise_table(clean_checks, models, loaded, draws=200, seed=4)
+    four, joint_four = check_noise.noise_table(clean_checks, models, loaded, draws=200, seed=4, pooled=4)
+
+    def noise(table):
+        return np.array([[float(v) for v in cell.split(" / ")] for cell in table["noise_sd"]])
+
+    assert noise(four) == pytest.approx(noise(one) / 2, abs=0.001)
+    # A study-centred clean check passes whenever its deviation is small enough, and halving it keeps it so.
+    assert (four["study_passes"] >= one["study_passes"]).all()
+    assert joint_four["clean"][1] > joint_one["clean"][1]
