@@ -143,3 +143,20 @@ def test_pooling_draws_shrinks_the_noise_by_their_root(tmp_path):
     # A study-centred clean check passes whenever its deviation is small enough, and halving it keeps it so.
     assert (four["study_passes"] >= one["study_passes"]).all()
     assert joint_four["clean"][1] > joint_one["clean"][1]
+
+
+def test_several_runs_are_judged_on_their_mean(tmp_path, capsys):
+    # Two draws off the study's GEMS clean FPR by -0.05 and +0.05: each misses, their mean does not.
+    def shifted(by):
+        def edit(table):
+            table.loc[(table["scenario"] == "clean") & (table["subgroup"] == "GEMS"), "fpr"] += by
+        return edit
+
+    runs = [_study_run(tmp_path / "low", shifted(-0.05)), _study_run(tmp_path / "high", shifted(0.05))]
+    tables = [table2_check.read_table2(run) for run in runs]
+    assert [table2_check.check(run, table) for run, table in zip(runs, tables)] == [1, 1]
+    assert table2_check.pooled(runs, tables) == 0
+    assert "+0.170 ± 0.050" in capsys.readouterr().out
+    # Both off the same way: the mean misses too.
+    same = [_study_run(tmp_path / "a", shifted(0.05)), _study_run(tmp_path / "b", shifted(0.04))]
+    assert table2_check.pooled(same, [table2_check.read_table2(run) for run in same]) == 1

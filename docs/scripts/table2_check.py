@@ -3,6 +3,7 @@ docs/design.md's "The vendors as EMBED's".
 
 Usage (in a finished run's folder, or give it with --run):
     .venv/bin/python docs/scripts/table2_check.py --run .
+    .venv/bin/python docs/scripts/table2_check.py --run RUN1 RUN2 ...   (several data draws)
 
 It reads results/eval/table2.tsv and results/eval/findings.tsv and prints
 
@@ -16,6 +17,11 @@ It reads results/eval/table2.tsv and results/eval/findings.tsv and prints
   vendor's separation d' = z(TPR) + z(1 - FPR), and the log likelihood ratio at the operating point,
   d' (z(1 - FPR) - d' / 2), 0 at the vendor's symmetric point (TPR = 1 - FPR), negative where the
   common threshold calls the vendor's images positive more readily; the study's alongside.
+
+Given several runs (data draws of one generator) it prints each run's misses, then the checks judged on
+the runs' mean, with the mean's standard error (the runs' spread over the root of their number):
+one draw's values miss by sampling noise alone too often to judge a generator by
+(docs/scripts/check_noise.py).
 
 The study's values are Table 2 of ../shared/reference/study.md (TPR, FPR per subgroup).
 """
@@ -150,13 +156,35 @@ def binormal(table: pd.DataFrame) -> None:
         print(f"  {group}: d' {ours[0]:.2f} / {study[0]:.2f}   log LR {ours[1]:+.2f} / {study[1]:+.2f}")
 
 
+def pooled(runs: list[Path], tables: list[pd.DataFrame]) -> int:
+    """Print every check judged on the runs' mean, with its standard error; return the misses."""
+    misses = 0
+    print(f"checks on the mean of {len(runs)} runs (mean ± standard error / study)")
+    for item in checks():
+        values = np.array([[float(_row(t, item.scenario, item.source, item.group)[c]) for c in item.columns] for t in tables])
+        mean, error = values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(len(runs))
+        ok = bool(item.passes(tuple(mean)))
+        misses += not ok
+        shown = " / ".join(f"{m:+.3f} ± {e:.3f}" for m, e in zip(mean, error, strict=True))
+        study = " / ".join(f"{v:+.3f}" for v in item.study)
+        print(f"  {item.label()}: {shown}  study {study}  {'ok' if ok else 'MISS'}")
+    print(f"misses on the mean: {misses}")
+    return misses
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, default=Path("."), help="a finished run's folder")
-    run = parser.parse_args().run
-    table = read_table2(run)
-    check(run, table)
-    binormal(table)
+    parser.add_argument("--run", type=Path, nargs="+", default=[Path(".")], help="finished runs' folders")
+    runs = parser.parse_args().run
+    tables = [read_table2(run) for run in runs]
+    if len(runs) == 1:
+        check(runs[0], tables[0])
+        binormal(tables[0])
+        return
+    for run, table in zip(runs, tables, strict=True):
+        print(f"== {run}")
+        check(run, table)
+    pooled(runs, tables)
 
 
 if __name__ == "__main__":
