@@ -160,3 +160,26 @@ def test_several_runs_are_judged_on_their_mean(tmp_path, capsys):
     # Both off the same way: the mean misses too.
     same = [_study_run(tmp_path / "a", shifted(0.05)), _study_run(tmp_path / "b", shifted(0.04))]
     assert table2_check.pooled(same, [table2_check.read_table2(run) for run in same]) == 1
+
+
+_reading_spec = importlib.util.spec_from_file_location("vendor_reading", ROOT / "docs" / "scripts" / "vendor_reading.py")
+vendor_reading = importlib.util.module_from_spec(_reading_spec)
+sys.modules["vendor_reading"] = vendor_reading
+_reading_spec.loader.exec_module(vendor_reading)
+
+
+def test_vendor_reading_finds_where_and_how_sharply_a_vendor_is_called():
+    rng = np.random.default_rng(0)
+    n = 20000
+    fraction = rng.uniform(0.1, 0.9, n)
+    vendor = np.where(np.arange(n) % 2, "GEMS", "HOLO")
+    # GEMS's images read 0.05 denser than they are (over-called); both with a reading noise of 0.03.
+    score = fraction + np.where(vendor == "GEMS", 0.05, 0.0) + rng.normal(0, 0.03, n)
+    frame = pd.DataFrame({"manufacturer": vendor, "label": (fraction >= 0.5).astype(int), "score": score,
+                          "dense_fraction": fraction, "density": np.where(fraction >= 0.5, "C", "B")})  # fmt: skip
+    rows = {row["vendor"]: row for row in vendor_reading.vendor_rows(frame, threshold=0.5, oracle=0.5)}
+    assert rows["HOLO"]["t_eff"] == pytest.approx(0.50, abs=0.005)
+    assert rows["GEMS"]["t_eff"] == pytest.approx(0.45, abs=0.005)
+    # A logistic fit's width for normal noise of sd 0.03 is about 0.03 * sqrt(3) / pi.
+    assert rows["HOLO"]["s_eff"] == pytest.approx(0.03 * np.sqrt(3) / np.pi, rel=0.15)
+    assert rows["GEMS"]["fpr"] > rows["HOLO"]["fpr"]

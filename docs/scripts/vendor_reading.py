@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow" / "scripts"))
 
+from labelbias.analysis.evaluation import threshold_at_fpr  # noqa: E402
 from labelbias.data.synthetic import DENSITY_CLASSES, plan_dataset, settings_from_config  # noqa: E402
 from labelbias.schema import schema_defaults  # noqa: E402
 from table2_check import STUDY  # noqa: E402  (this folder: the study's Table 2)
@@ -45,14 +46,6 @@ TABLE1_MIX = {
     "GEMS": {"A": 4.0, "B": 45.2, "C": 47.5, "D": 3.3},
     "HOLO": {"A": 10.7, "B": 39.3, "C": 44.9, "D": 5.1},
 }
-
-
-def threshold_at_fpr(scores: np.ndarray, labels: np.ndarray, fpr: float = 0.1) -> float:
-    """The score whose FPR on these images is closest to ``fpr``."""
-    negatives = np.sort(scores[labels == 0])
-    candidates = np.unique(scores)
-    rates = 1.0 - np.searchsorted(negatives, candidates, side="left") / len(negatives)
-    return float(candidates[np.argmin(np.abs(rates - fpr))])
 
 
 def vendor_rows(frame: pd.DataFrame, threshold: float, oracle: float) -> list[dict[str, object]]:
@@ -117,8 +110,8 @@ def main() -> None:
         frame = predictions.merge(cohort.drop(columns="split"), on="image_id")
         frame["dense_fraction"] = frame["image_id"].map(fraction)
         val, test = frame[frame["split"] == "val"], frame[frame["split"] == "test"]
-        threshold = threshold_at_fpr(val["score"].to_numpy(), val["label"].to_numpy())
-        oracle = threshold_at_fpr(test["score"].to_numpy(), test["label"].to_numpy())
+        threshold = threshold_at_fpr(val["label"].to_numpy(), val["score"].to_numpy(), 0.1)
+        oracle = threshold_at_fpr(test["label"].to_numpy(), test["score"].to_numpy(), 0.1)
         rows += [{"model": model.parent.name, **row} for row in vendor_rows(test, threshold, oracle)]
     table = pd.DataFrame(rows)
     mean = table.drop(columns="model").groupby("vendor").mean().reset_index().assign(model="mean")
