@@ -12,7 +12,8 @@ changes stay paired as in Table 2), picks every model's threshold again with the
 biased validation labels, and recomputes every checked value as Table 2 does (the mean over the
 seed replicates; a change is the scenario's replicate minus the clean model's of the same seed).
 
-For each check it prints the noise (the draws' standard deviation), the share of draws in which
+For each check it prints the noise (the draws' standard deviation), the seed replicates' own
+standard error (what another training seed adds; a rough figure from two or three models), the share of draws in which
 this run passes it, and the share in which a generator whose expected values are the study's would
 pass it (the study's value plus the draw's deviation from this run's value). The last lines give
 the share of draws in which every check of a kind passes at once, and that share cubed (three
@@ -120,11 +121,11 @@ def rates(
     return found
 
 
-def checked_values(
+def replicate_values(
     items: list[Check], models: dict[str, list[Model]], cohort: Cohort,
     val_weights: np.ndarray, test_weights: np.ndarray, target_fpr: float,
-) -> list[tuple[float, ...]]:  # fmt: skip
-    """Every check's values (in ``Check.columns`` order) under one draw of patient weights."""
+) -> list[np.ndarray]:  # fmt: skip
+    """Every check's values per seed replicate, (replicates, columns), under one draw of patient weights."""
     cache: dict[tuple[str, str], list[dict[str, tuple[float, float]]]] = {}
 
     def per_replicate(scenario: str, source: str) -> list[dict[str, tuple[float, float]]]:
@@ -138,14 +139,24 @@ def checked_values(
     for item in items:
         found = per_replicate(item.scenario, item.source)
         if item.kind == "clean":
-            values.append(tuple(float(np.nanmean([r[item.group][i] for r in found])) for i in (0, 1)))
+            values.append(np.array([r[item.group] for r in found], dtype=float))
             continue
         index = 0 if item.columns[0].startswith("tpr") else 1
         clean = per_replicate("clean", "clean")
         if len(clean) < len(found):
             raise SystemExit(f"{item.scenario} has {len(found)} seed replicates, the clean model {len(clean)}")
-        values.append((float(np.nanmean([r[item.group][index] - c[item.group][index] for r, c in zip(found, clean)])),))
+        values.append(np.array([[r[item.group][index] - c[item.group][index]] for r, c in zip(found, clean)]))
     return values
+
+
+def checked_values(
+    items: list[Check], models: dict[str, list[Model]], cohort: Cohort,
+    val_weights: np.ndarray, test_weights: np.ndarray, target_fpr: float,
+) -> list[tuple[float, ...]]:  # fmt: skip
+    """Every check's values (in ``Check.columns`` order) under one draw of patient weights: the mean
+    over the seed replicates, as Table 2 has it."""
+    found = replicate_values(items, models, cohort, val_weights, test_weights, target_fpr)
+    return [tuple(float(v) for v in np.nanmean(values, axis=0)) for values in found]
 
 
 def noise_table(
@@ -158,7 +169,9 @@ def noise_table(
     With ``pooled`` k > 1 the checks judge the mean of k independent data draws like this one:
     each deviation shrinks by the square root of k."""
     rng = np.random.default_rng(seed)
-    point = checked_values(items, models, cohort, np.ones(cohort.n_val, int), np.ones(cohort.n_test, int), target_fpr)
+    unit = np.ones(cohort.n_val, int), np.ones(cohort.n_test, int)
+    per_seed = replicate_values(items, models, cohort, *unit, target_fpr)
+    point = [tuple(float(v) for v in np.nanmean(values, axis=0)) for values in per_seed]
     samples = []
     for _ in range(draws):
         val_weights = np.bincount(rng.integers(0, cohort.n_val, cohort.n_val), minlength=cohort.n_val)
@@ -177,6 +190,11 @@ def noise_table(
             "ours": " / ".join(f"{v:.3f}" for v in ours),
             "study": " / ".join(f"{v:.3f}" for v in item.study),
             "noise_sd": " / ".join(f"{v:.3f}" for v in np.nanstd(deviation, axis=0)),
+            # The seeds' own spread: the standard error of their mean (one model per seed, so a
+            # rough figure); the resampling above leaves it out.
+            "seed_se": " / ".join(
+                f"{v:.3f}" for v in np.nanstd(per_seed[i], axis=0, ddof=1) / np.sqrt(len(per_seed[i]) * pooled)
+            ) if len(per_seed[i]) > 1 else "",
             "run_passes": float(run_pass[-1].mean()),
             "study_passes": float(study_pass[-1].mean()),
         })  # fmt: skip
