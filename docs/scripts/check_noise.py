@@ -13,13 +13,14 @@ biased validation labels, and recomputes every checked value as Table 2 does (th
 seed replicates; a change is the scenario's replicate minus the clean model's of the same seed).
 
 For each check it prints the noise (the draws' standard deviation), the seed replicates' own
-standard error (what another training seed adds; a rough figure from two or three models), the share of draws in which
-this run passes it, and the share in which a generator whose expected values are the study's would
-pass it (the study's value plus the draw's deviation from this run's value). The last lines give
-the share of draws in which every check of a kind passes at once, and that share cubed (three
-independent draws, as issue 38 asks). With ``--pooled K`` the checks judge the mean of K data draws
-(every deviation divided by the square root of K, each draw as noisy as this one). A model trained on another seed or another data draw adds its own
-noise on top, so these shares are upper bounds.
+standard error (what another training seed adds; a rough figure from two or three models), the
+share of draws in which this run passes it, and the share in which a generator whose expected
+values are the study's would pass it (the study's value plus the draw's deviation from this run's
+value). The last lines give the share of draws in which every check of a kind passes at once, and
+that share cubed (three independent draws, as issue 38 asks). With ``--pooled K`` the checks judge
+the mean of K data draws (every deviation divided by the square root of K, each draw as noisy as
+this one). A model trained on another seed or another data draw adds its own noise on top, so these
+shares are upper bounds.
 """
 
 from __future__ import annotations
