@@ -183,3 +183,35 @@ def test_vendor_reading_finds_where_and_how_sharply_a_vendor_is_called():
     # A logistic fit's width for normal noise of sd 0.03 is about 0.03 * sqrt(3) / pi.
     assert rows["HOLO"]["s_eff"] == pytest.approx(0.03 * np.sqrt(3) / np.pi, rel=0.15)
     assert rows["GEMS"]["fpr"] > rows["HOLO"]["fpr"]
+
+
+_shift_spec = importlib.util.spec_from_file_location("threshold_shift", ROOT / "docs" / "scripts" / "threshold_shift.py")
+threshold_shift = importlib.util.module_from_spec(_shift_spec)
+sys.modules["threshold_shift"] = threshold_shift
+_shift_spec.loader.exec_module(threshold_shift)
+
+
+def test_a_majoritys_lost_false_positives_go_to_the_vendor_crowding_the_threshold():
+    rng = np.random.default_rng(5)
+    n = 20000
+    vendor = rng.choice(["FUJI", "GEMS", "HOLO"], size=n, p=[0.13, 0.17, 0.70])
+    label = (rng.random(n) < 0.5).astype(int)
+    # FUJI's negatives sit close below the threshold, GEMS's spread far: a threshold that moves
+    # down reaches FUJI's first.
+    centre = np.select([vendor == "FUJI", vendor == "GEMS"], [0.8, 0.0], 0.0)
+    spread = np.select([vendor == "FUJI", vendor == "GEMS"], [0.5, 1.5], 1.0)
+    logit = np.where(label == 1, rng.normal(2.5, 1.0, n), rng.normal(centre, spread))
+    # HOLO's bias lowers its own scores only; the validation split is the test split here.
+    clean_scores, holo_scores = (1 / (1 + np.exp(-x)) for x in (logit, logit - np.where(vendor == "HOLO", 0.4, 0.0)))
+    cohort = threshold_shift.Cohort(np.arange(n), np.arange(n), label,
+                                    {v: vendor == v for v in ("FUJI", "GEMS", "HOLO")}, n, n)  # fmt: skip
+    models = [threshold_shift.Model(s, {"clean": label}, s) for s in (clean_scores, holo_scores)]
+    rows = threshold_shift.shift_rows(*models, cohort, "HOLO").set_index("vendor")
+    assert rows.loc["HOLO", "fpr_change"] < -0.02
+    # The other vendors' scores did not move, so their order predicts the false positives they gain exactly.
+    for v in ("FUJI", "GEMS"):
+        assert rows.loc[v, "fp_by_rank"] == rows.loc[v, "fp_change"] > 0
+    assert rows.loc["FUJI", "crowding"] > 1 > rows.loc["GEMS", "crowding"]
+    assert rows.loc["FUJI", "fpr_change"] > 2 * rows.loc["GEMS", "fpr_change"]
+    # The threshold keeps the overall FPR at 10%: the shares times the changes sum to about zero.
+    assert abs(threshold_shift.weighted_sum(rows.reset_index())) < 0.002
