@@ -123,7 +123,7 @@ def pc1_median_shift(
     for scenario, table in anchored.items():
         if scenario == baseline or table["pc1"].isna().all():
             continue
-        merged = table.set_index("image_id")[["pc1"]].join(reference, rsuffix="_baseline", how="inner")
+        merged = table.set_index("image_id")[["pc1"]].join(reference, suffixes=("", "_baseline"), how="inner")
         merged["patient_id"] = patients.reindex(merged.index).to_numpy()
         for attribute, subgroup in groups:
             member = merged[merged[attribute].astype(str) == subgroup]
