@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1, generate_uid
 
 
 def phantom(rows: int, columns: int, dense_fraction: float) -> np.ndarray:
@@ -24,6 +25,43 @@ def phantom(rows: int, columns: int, dense_fraction: float) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def jpeg_lossless_sv1(stored: np.ndarray, precision: int) -> bytes:
+    """A JPEG Lossless (process 14, first-order prediction) codestream of ``stored``, per ITU-T T.81 Annex H.
+
+    Written here because no installed package encodes this syntax; the decoder under test is
+    pydicom's plug-in, so an error in either side shows as pixels that differ.
+    """
+    rows, columns = stored.shape
+    values = stored.astype(np.int64)
+    predicted = np.empty_like(values)
+    predicted[:, 1:] = values[:, :-1]  # predictor 1: the sample to the left
+    predicted[1:, 0] = values[:-1, 0]  # a row's first sample: the one above
+    predicted[0, 0] = 1 << (precision - 1)
+    differences = (values - predicted + 32768) % 65536 - 32768
+    # One Huffman table: each category 0..16 (bits of the difference) a 5-bit code, in order.
+    bits = []
+    for difference in differences.ravel().tolist():
+        category = abs(difference).bit_length()
+        bits.append(format(category, "05b"))
+        if 0 < category < 16:
+            extra = difference if difference > 0 else difference + (1 << category) - 1
+            bits.append(format(extra, f"0{category}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)
+    entropy = bytearray()
+    for start in range(0, len(stream), 8):
+        byte = int(stream[start : start + 8], 2)
+        entropy.append(byte)
+        if byte == 0xFF:
+            entropy.append(0x00)  # byte stuffing
+    counts = bytes([0, 0, 0, 0, 17] + [0] * 11)
+    huffman = b"\xff\xc4" + (3 + 16 + 17).to_bytes(2, "big") + b"\x00" + counts + bytes(range(17))
+    frame = b"\xff\xc3" + (11).to_bytes(2, "big") + bytes([precision]) + rows.to_bytes(2, "big")
+    frame += columns.to_bytes(2, "big") + b"\x01\x01\x11\x00"
+    scan = b"\xff\xda" + (8).to_bytes(2, "big") + b"\x01\x01\x00" + bytes([1, 0, 0])
+    return b"\xff\xd8" + huffman + frame + scan + bytes(entropy) + b"\xff\xd9"
+
+
 def write_mammogram(
     path: Path,
     rows: int = 96,
@@ -33,6 +71,7 @@ def write_mammogram(
     photometric: str = "MONOCHROME2",
     bits_stored: int = 12,
     jpeg2000: bool = False,
+    jpeg_lossless: bool = False,
     dense_fraction: float = 0.5,
     patient_id: str = "10000001",
     view: str = "CC",
@@ -67,6 +106,10 @@ def write_mammogram(
     ds.PixelRepresentation = 0
     if jpeg2000:
         ds.compress(JPEG2000Lossless, stored, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    elif jpeg_lossless:
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+        ds.PixelData = encapsulate([jpeg_lossless_sv1(stored, bits_stored)])
+        ds["PixelData"].VR = "OB"
     else:
         ds.PixelData = stored.tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,9 @@ SCRIPTS = ROOT / "workflow" / "scripts"
 
 # Import name -> distribution name, where they differ.
 DISTRIBUTION = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow"}
-# pydicom decodes EMBED's JPEG 2000 pixel data through these plug-ins, which it never imports by name.
-RUNTIME_PLUGINS = {"pydicom": {"pylibjpeg", "pylibjpeg-openjpeg"}}
+# pydicom decodes JPEG 2000 (OpenJPEG), JPEG Lossless and JPEG-LS (GDCM) pixel data through these
+# plug-ins, which it never imports by name.
+RUNTIME_PLUGINS = {"pydicom": {"pylibjpeg", "pylibjpeg-openjpeg", "python-gdcm"}}
 
 
 def requirement_pins() -> dict[str, str]:

@@ -43,6 +43,43 @@ def test_jpeg2000_lossless_decodes_to_the_same_pixels(tmp_path):
     np.testing.assert_array_equal(plain, j2k)
 
 
+@pytest.mark.parametrize("bits_stored", [12, 16])
+def test_jpeg_lossless_process_14_decodes_to_the_same_pixels(tmp_path, bits_stored):
+    # Mammography archives often store JPEG Lossless; pydicom decodes it through GDCM (python-gdcm).
+    plain = read_dicom_written(tmp_path / "plain.dcm", bits_stored=bits_stored)
+    lossless = read_dicom_written(tmp_path / "jpeg_lossless.dcm", jpeg_lossless=True, bits_stored=bits_stored)
+    np.testing.assert_array_equal(plain, lossless)
+    reduced = PreprocessSettings(height=24, width=18, working_scale=1)
+    np.testing.assert_array_equal(
+        read_dicom(tmp_path / "plain.dcm", reduce_for=reduced), read_dicom(tmp_path / "jpeg_lossless.dcm", reduce_for=reduced)
+    )
+
+
+def test_jpeg_ls_lossless_decodes_to_the_same_pixels():
+    from pydicom.data import get_testdata_file
+
+    # pydicom's own pair: one image, uncompressed and JPEG-LS lossless (no installed package writes JPEG-LS).
+    plain = read_dicom(get_testdata_file("MR_small.dcm"))
+    jpeg_ls = read_dicom(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
+    assert plain.shape == (64, 64) and plain.max() > plain.min()
+    np.testing.assert_array_equal(plain, jpeg_ls)
+
+
+def test_a_transfer_syntax_no_plugin_decodes_names_the_file_and_the_syntax(tmp_path):
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    path = tmp_path / "video.dcm"
+    write_mammogram(path)
+    dataset = pydicom.dcmread(path)
+    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG-2: video, read by no plug-in
+    dataset.PixelData = encapsulate([bytes(64)])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(path)
+    with pytest.raises(ImageReadError, match=r"video\.dcm: cannot decode DICOM pixel data .*MPEG2 Main Profile"):
+        read_dicom(path)
+
+
 def test_window_tags_are_applied(tmp_path):
     import pydicom
 

@@ -283,6 +283,10 @@ def stored_pixels(dataset: object, factor: int, native: np.ndarray | None = None
             offset = (done - 1) / (2 * done)
             centred = ndimage.shift(decoded.astype(np.float32), (-offset, -offset), order=1, mode="nearest")
             return box_reduce(centred, max(1, factor // max(done, 1)))
+    if syntax in JPEG2000_SYNTAXES:
+        # GDCM, there for JPEG Lossless and JPEG-LS, would come first for JPEG 2000 too: keep the
+        # OpenJPEG decoder the cache was built and tested with.
+        dataset.pixel_array_options(decoding_plugin="pylibjpeg")  # type: ignore[attr-defined]
     return box_reduce(dataset.pixel_array, factor)  # type: ignore[attr-defined]
 
 
