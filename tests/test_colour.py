@@ -24,6 +24,7 @@ from labelbias.models.augment import AugmentSettings, augment_batch
 from labelbias.models.model import build_resnet18, initial_model, load_backbone
 from labelbias.models.train import TrainSettings, fit, image_channels, load_batch, predict
 from labelbias.schema import schema_defaults
+from dicom_factory import write_colour_dicom, write_mammogram
 from table_factory import PRESETS, checked, write_colour_only_ham10000
 from workflow_helpers import snakemake, write_config
 
@@ -81,6 +82,40 @@ def test_files_a_colour_dataset_cannot_use_get_a_reason_naming_them(tmp_path, wr
     assert str(raised.value).startswith(f"{path}: ") and reason in str(raised.value)
 
 
+def test_a_colour_dicom_reads_as_its_png_does(tmp_path):
+    # Ophthalmic and dermatology archives store photographs as colour DICOM.
+    rgb = gradient_rgb()
+    write_colour_dicom(tmp_path / "fundus.dcm", rgb)
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "fundus.png")
+    for settings in (COLOUR, GREY):
+        from_dicom, dicom_shape = load_for_cache(tmp_path / "fundus.dcm", "auto", settings)
+        from_png, png_shape = load_for_cache(tmp_path / "fundus.png", "auto", settings)
+        assert dicom_shape == png_shape == rgb.shape[:2]
+        assert from_dicom.shape == from_png.shape == ((3,) if settings.channels == 3 else ()) + rgb.shape[:2]
+        if settings.channels == 3:
+            np.testing.assert_array_equal(from_dicom, from_png)
+        else:  # ITU-R 601 luminance, which Pillow's L rounds to whole values
+            assert np.abs(from_dicom - from_png).max() <= 1 / 255 + 1e-6
+
+
+def test_a_ycbcr_jpeg_dicom_is_read_as_rgb():
+    from pydicom.data import get_testdata_file
+
+    # pydicom's own pair: one picture, RGB run-length coded and JPEG baseline in YCbCr (lossy).
+    rgb, _ = load_for_cache(get_testdata_file("SC_rgb_rle.dcm"), "dicom", COLOUR)
+    ycbcr, _ = load_for_cache(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"), "dicom", COLOUR)
+    assert rgb.shape == ycbcr.shape == (3, 100, 100)
+    assert np.abs(rgb[0] - rgb[2]).max() > 0.5  # colour, not grey
+    assert np.abs(rgb - ycbcr).mean() < 0.02
+
+
+def test_a_grey_dicom_in_a_colour_dataset_names_the_file(tmp_path):
+    path = tmp_path / "grey.dcm"
+    write_mammogram(path)
+    with pytest.raises(ImageReadError, match=r"grey\.dcm: a grey-scale DICOM image in a colour dataset"):
+        load_for_cache(path, "dicom", COLOUR)
+
+
 def test_an_opaque_alpha_channel_is_dropped_and_a_palette_expanded(tmp_path):
     rgb = gradient_rgb()
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), mode="RGBA").save(tmp_path / "opaque.png")
@@ -134,6 +169,29 @@ def test_a_table_mixing_grey_and_colour_files_lists_the_grey_ones_in_qc(tmp_path
     # A shard without one readable image still has the colour shape.
     empty, _, _ = preprocess_shard(images.iloc[[0]], tmp_path, "picture", COLOUR, 0, 1)
     assert empty.shape == (0, 3, 24, 32)
+
+
+def test_a_dicom_table_caches_colour_dicoms_and_lists_the_grey_ones_in_qc(tmp_path):
+    rows = []
+    for i in range(4):
+        path = tmp_path / f"img{i}.dcm"
+        if i % 2:
+            write_colour_dicom(path, gradient_rgb())
+        else:
+            write_mammogram(path, rows=30, columns=40)
+        rows.append({"image_id": f"img{i}", "image_path": path.name})
+    images = pd.DataFrame(rows)
+    shard = preprocess_shard(images, tmp_path, "dicom", COLOUR, 0, 1)
+    index, qc = merge_shards(images, [shard[0]], [shard[1]], tmp_path / "cache.npy")
+    bad = qc[qc["status"] != "ok"]
+    assert list(bad["image_id"]) == ["img0", "img2"]
+    assert bad["reason"].str.startswith("a grey-scale DICOM image in a colour dataset").all()
+    cache = np.load(tmp_path / "cache.npy", mmap_mode="r")
+    assert cache.shape == (2, 3, 24, 32) and list(index["image_id"]) == ["img1", "img3"]
+    # The same picture from a PNG gives the same cache row.
+    Image.fromarray(gradient_rgb(), mode="RGB").save(tmp_path / "same.png")
+    display, shape = load_for_cache(tmp_path / "same.png", "auto", COLOUR)
+    assert np.array_equal(cache[0], preprocess(display, COLOUR, full_shape=shape)[0])
 
 
 # --- the network, augmentation and the grey perturbation -------------------------------------

@@ -321,8 +321,6 @@ def _check_channels(config: dict[str, Any]) -> None:
                 "preprocess.channels: 3 (colour) with data.table.mammograms: true; mammograms are "
                 "grey (use channels 1), or set mammograms false for photographs"
             )
-        if config["data"]["table"]["image_format"] == "dicom":
-            raise ConfigError("preprocess.channels: 3 (colour) with data.table.image_format dicom; DICOM is read as grey")
         return
     for key in ("saturation_jitter", "hue_jitter"):
         if float(config["train"][key]) > 0:

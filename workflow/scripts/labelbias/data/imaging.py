@@ -151,6 +151,9 @@ def _packed_box_sum(pixels: np.ndarray, factor: int, keep_bits: int) -> np.ndarr
     return block_sums
 
 
+# ITU-R 601 luma, the weights a colour file is read as grey with (preprocess.channels 1).
+LUMA = np.array([0.299, 0.587, 0.114])
+
 # Uncompressed little-endian transfer syntaxes: 16-bit pixel data is used in place.
 NATIVE_LITTLE_ENDIAN = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 
@@ -287,7 +290,15 @@ def stored_pixels(dataset: object, factor: int, native: np.ndarray | None = None
         # GDCM, there for JPEG Lossless and JPEG-LS, would come first for JPEG 2000 too: keep the
         # OpenJPEG decoder the cache was built and tested with.
         dataset.pixel_array_options(decoding_plugin="pylibjpeg")  # type: ignore[attr-defined]
-    return box_reduce(dataset.pixel_array, factor)  # type: ignore[attr-defined]
+    pixels = dataset.pixel_array  # type: ignore[attr-defined]
+    if pixels.ndim == 3 and _samples_per_pixel(dataset) == 3:
+        # pydicom gives colour as (rows, cols, 3) RGB, YCbCr already converted.
+        return np.stack([box_reduce(np.ascontiguousarray(pixels[..., c]), factor) for c in range(3)])
+    return box_reduce(pixels, factor)
+
+
+def _samples_per_pixel(dataset: object) -> int:
+    return int(getattr(dataset, "SamplesPerPixel", 1) or 1)
 
 
 def _first_value(value: object) -> float:
@@ -324,9 +335,23 @@ def decode_dicom(path: str | Path, reduce_for: PreprocessSettings | None = None)
         raise ImageReadError(f"{path}: file not found") from error
     except Exception as error:  # pydicom raises many types for damaged files
         raise ImageReadError(f"{path}: cannot decode DICOM pixel data ({type(error).__name__}: {error})") from error
-    if pixels.ndim != 2:
-        raise ImageReadError(f"{path}: expected one grey-scale frame, got pixel array of shape {pixels.shape}")
+    colour = _samples_per_pixel(dataset) == 3
+    if pixels.ndim != (3 if colour else 2) or (colour and pixels.shape[0] != 3):
+        kind = "colour" if colour else "grey-scale"
+        raise ImageReadError(f"{path}: expected one {kind} frame, got pixel array of shape {pixels.shape}")
     return dataset, pixels
+
+
+def colour_display(dataset: object, pixels: np.ndarray, channels: int, path: str | Path = "") -> np.ndarray:
+    """A colour DICOM's stored (3, rows, cols) RGB values in [0, 1]: as they are with ``channels`` 3,
+    their ITU-R 601 luminance (rows, cols) with 1. Colour photographs carry no VOI window."""
+    photometric = str(getattr(dataset, "PhotometricInterpretation", "")).upper()
+    if photometric != "RGB" and not photometric.startswith("YBR_"):
+        raise ImageReadError(f"{path}: unsupported colour PhotometricInterpretation {photometric!r}")
+    display = (pixels / np.float32(2 ** int(dataset.BitsStored) - 1)).clip(0, 1)  # type: ignore[attr-defined]
+    if channels == 1:
+        return np.einsum("c,chw->hw", LUMA, display).astype(np.float32)
+    return display.astype(np.float32)
 
 
 def display_from_stored(dataset: object, pixels: np.ndarray, path: str | Path = "") -> np.ndarray:
@@ -452,12 +477,15 @@ def load_for_cache(path: str | Path, image_format: str, settings: PreprocessSett
     The display image is (rows, cols), or (3, rows, cols) with ``settings.channels`` 3.
     """
     if image_format == "dicom":
-        if settings.channels == 3:
-            raise ImageReadError(
-                f"{path}: a DICOM image is read as grey, and this is a colour dataset (preprocess.channels: 3)"
-            )
         dataset, pixels = decode_dicom(path, settings)
         full_shape = (int(dataset.Rows), int(dataset.Columns))  # type: ignore[attr-defined]
+        if pixels.ndim == 3:
+            return colour_display(dataset, pixels, settings.channels, path), full_shape
+        if settings.channels == 3:
+            raise ImageReadError(
+                f"{path}: a grey-scale DICOM image in a colour dataset (preprocess.channels: 3): being grey "
+                "alone would tell it from the colour images; convert it to RGB or use channels 1"
+            )
         return display_from_stored(dataset, pixels, path), full_shape
     if image_format in ("png", "picture"):
         # png: EMBED's 16-bit grey PNGs, strictly; picture: any PNG, JPEG or TIFF (see picture_pixels).

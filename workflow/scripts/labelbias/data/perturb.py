@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .imaging import LUMA
+
 KINDS = ("lowpass", "highpass", "noise", "crop", "grey")
-# ITU-R 601 luma, the weights a colour file is read as grey with (preprocess.channels 1).
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
