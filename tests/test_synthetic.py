@@ -250,8 +250,32 @@ def test_oracle_density_score_is_strong_but_not_perfect(planned):
     metadata, clinical, jobs = planned
     summary = oracle_summary(metadata, clinical, jobs).set_index("measure")["value"]
     assert 0.97 < summary["oracle_auc"] <= 1.0
+    assert summary["oracle_tpr_at_fpr_0.1"] > 0.85
+
+
+def test_a_perfect_oracle_reads_tpr_1_at_10_percent_fpr(monkeypatch):
+    # Classes far apart and no per-image spread: the ROC curve is one vertical step at FPR 0,
+    # whose top (TPR 1), not its foot, is the point closest to 10% FPR.
+    gems = synthetic.VENDOR_LOOKS["GE MEDICAL SYSTEMS"]
+    monkeypatch.setitem(synthetic.VENDOR_LOOKS, "GE MEDICAL SYSTEMS", replace(gems, fraction_spread=0.0))
+    metadata, clinical, jobs = plan_dataset(replace(SMALL, density_spread=0.001))
+    summary = oracle_summary(metadata, clinical, jobs).set_index("measure")["value"]
+    assert summary["oracle_auc"] == 1.0 and summary["oracle_tpr_at_fpr_0.1"] == 1.0
     means = [summary[f"mean_dense_fraction_{c}"] for c in "ABCD"]
     assert means == sorted(means)
+
+
+def test_the_oracle_reads_the_fraction_an_image_shows(planned, monkeypatch):
+    metadata, clinical, jobs = planned
+    gems = synthetic.VENDOR_LOOKS["GE MEDICAL SYSTEMS"]
+
+    def oracle_auc(spread: float) -> float:
+        monkeypatch.setitem(synthetic.VENDOR_LOOKS, "GE MEDICAL SYSTEMS", replace(gems, fraction_spread=spread))
+        return oracle_summary(metadata, clinical, jobs).set_index("measure")["value"]["oracle_auc"]
+
+    # GEMS's images show their label's fraction moved by a per-image draw: a perfect reader of the
+    # image sees the moved fraction, so a wider spread must lower the ceiling.
+    assert oracle_auc(0.3) < oracle_auc(gems.fraction_spread) <= oracle_auc(0.0)
 
 
 def test_demographic_signal_is_tunable(planned):

@@ -34,6 +34,16 @@ def smooth_field(coarse: np.ndarray, rows: int, cols: int, max_rows: int = 512) 
 RENDER_BLOCK_ROWS = 256
 
 
+def shown_fraction(job: ImageJob) -> float:
+    """The dense fraction the image shows: its label's, moved per image by its vendor's ``fraction_spread``."""
+    spread = VENDOR_LOOKS[job.manufacturer].fraction_spread
+    if not spread:
+        return job.dense_fraction
+    # Its own stream, so the rendering's draws (and every other vendor's files) stay as they are.
+    moved = job.dense_fraction + VENDOR_SIGNAL * spread * np.random.default_rng([job.seed, 2]).normal()
+    return float(np.clip(moved, 0.01, 0.99))
+
+
 def render_display(job: ImageJob) -> np.ndarray:
     """Render the phantom as a display image in [0, 1] (dense tissue bright), chest wall on one side.
 
@@ -74,12 +84,7 @@ def render_display(job: ImageJob) -> np.ndarray:
     del towards_skin
     look = VENDOR_LOOKS[job.manufacturer]
     s = VENDOR_SIGNAL
-    shown_fraction = job.dense_fraction
-    if look.fraction_spread:
-        # Its own stream, so the draws below (and every other vendor's files) stay as they are.
-        spread = s * look.fraction_spread * np.random.default_rng([job.seed, 2]).normal()
-        shown_fraction = float(np.clip(job.dense_fraction + spread, 0.01, 0.99))
-    threshold = float(np.quantile(field[tissue_region], 1.0 - shown_fraction))
+    threshold = float(np.quantile(field[tissue_region], 1.0 - shown_fraction(job)))
     field -= threshold
     field /= 0.06
     dense = special.expit(field, out=field)
