@@ -343,3 +343,16 @@ def test_datasets_page_describes_every_preset():
     page = (ROOT / "docs" / "datasets.md").read_text()
     linked = set(re.findall(r"\(\.\./config/presets/(\w+)\.yaml\)", page))
     assert linked == set(WRITERS) == {p.stem for p in (ROOT / "config" / "presets").glob("*.yaml")}
+
+
+def test_a_study_file_merged_into_config_yaml_says_how_to_replace_it(datasets, tmp_path):
+    # The trap a new user falls in: config.yaml's vendor scenarios come along with --configfile.
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    (workdir / "my-study.yaml").write_text(yaml.safe_dump(datasets["chexpert"]))
+    merged = snakemake(workdir, "-n", "--configfile", "my-study.yaml")
+    assert merged.returncode != 0
+    assert "unknown attribute 'manufacturer'" in merged.stderr and "--replace-workflow-config" in merged.stderr
+    replaced = snakemake(workdir, "-n", "--configfile", "my-study.yaml", "--replace-workflow-config")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]

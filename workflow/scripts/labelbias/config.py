@@ -231,9 +231,15 @@ def _check_scenarios(config: dict[str, Any]) -> None:
         if attribute is None:
             continue
         if attribute not in known_attributes:
+            hint = "(add others under cohort.attributes)"
+            if attribute == "manufacturer" and is_table(config):
+                # The usual cause: config.yaml's vendor scenarios merged into a table study's own.
+                hint = (
+                    "(a --configfile is merged into config.yaml, scenarios included: run with "
+                    "--replace-workflow-config, or make run CONFIG=..., to use only your file's scenarios)"
+                )
             raise ConfigError(
-                f"{key}.attribute: unknown attribute {attribute!r}; known: {', '.join(known_attributes)} "
-                "(add others under cohort.attributes)"
+                f"{key}.attribute: unknown attribute {attribute!r}; known: {', '.join(known_attributes)} {hint}"
             )
         if not str(subgroup).strip():
             raise ConfigError(f"{key}.subgroup: empty subgroup name")
