@@ -136,6 +136,13 @@ scenario's own are named after it: `NAME@seed1` for a second seed
 `cohort.attributes` are lower case (letters, digits and `_`, starting with a letter)
 and may not be a built-in attribute's (`pseudo_subgroup`, and `manufacturer` on EMBED).
 
+Other keys name scenarios too: `remedies.scenarios` (`config.yaml` lists FUJI, HOLO and
+PS1), `baseline_scenario` and `dose_response.scenarios`. A scenario list without one of
+them stops the run before any job, naming the key; set those keys with the list (an
+empty `remedies.scenarios` remedies every bias scenario). A `--configfile` is merged
+into `config.yaml`, its scenarios with the default ones; `--replace-workflow-config`
+(`make run CONFIG=...`) uses only the file's.
+
 ## Reading the tables
 
 One section per top-level key follows. **Key** is the key's dotted path; `<name>` stands
