@@ -62,6 +62,19 @@ def jpeg_lossless_sv1(stored: np.ndarray, precision: int) -> bytes:
     return b"\xff\xd8" + huffman + frame + scan + bytes(entropy) + b"\xff\xd9"
 
 
+def new_dataset(path: Path, sop_class: str, modality: str) -> FileDataset:
+    """An explicit-VR little-endian dataset of ``sop_class`` with a new instance UID, no image yet."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    return ds
+
+
 def write_mammogram(
     path: Path,
     rows: int = 96,
@@ -85,14 +98,7 @@ def write_mammogram(
     stored = np.round(image * maxv).astype(np.uint16)
     if photometric == "MONOCHROME1":
         stored = (maxv - stored).astype(np.uint16)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
+    ds = new_dataset(path, "1.2.840.10008.5.1.4.1.1.1.2", "MG")  # digital mammography, for presentation
     ds.Manufacturer = manufacturer
     ds.PatientID = str(patient_id)
     ds.ViewPosition = view
@@ -119,14 +125,7 @@ def write_mammogram(
 
 def write_colour_dicom(path: Path, rgb: np.ndarray) -> None:
     """Write an uncompressed 8-bit RGB photograph (rows, cols, 3) as a DICOM secondary capture."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # secondary capture
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "OT"
+    ds = new_dataset(path, "1.2.840.10008.5.1.4.1.1.7", "OT")  # secondary capture
     ds.SamplesPerPixel = 3
     ds.PlanarConfiguration = 0
     ds.PhotometricInterpretation = "RGB"

@@ -11,10 +11,17 @@ import pytest
 
 from workflow_helpers import ROOT
 
-_spec = importlib.util.spec_from_file_location("table2_check", ROOT / "docs" / "scripts" / "table2_check.py")
-table2_check = importlib.util.module_from_spec(_spec)
-sys.modules["table2_check"] = table2_check  # its dataclass looks its module up there
-_spec.loader.exec_module(table2_check)
+
+def docs_script(name: str):
+    """Import docs/scripts/NAME.py, which is no package."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass of the script looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+table2_check = docs_script("table2_check")
 
 
 def _study_run(tmp_path, edit=None):
@@ -61,10 +68,7 @@ def test_binormal_reading_of_an_operating_point():
     assert gems[0] < holo[0] and gems[1] < holo[1] < 0
 
 
-_noise_spec = importlib.util.spec_from_file_location("check_noise", ROOT / "docs" / "scripts" / "check_noise.py")
-check_noise = importlib.util.module_from_spec(_noise_spec)
-sys.modules["check_noise"] = check_noise
-_noise_spec.loader.exec_module(check_noise)
+check_noise = docs_script("check_noise")
 
 
 def _scored_run(tmp_path, n_val, n_test, images_per_patient=2, seed=0, models=("clean", "clean@seed1")):
@@ -162,10 +166,7 @@ def test_several_runs_are_judged_on_their_mean(tmp_path, capsys):
     assert table2_check.pooled(same, [table2_check.read_table2(run) for run in same]) == 1
 
 
-_reading_spec = importlib.util.spec_from_file_location("vendor_reading", ROOT / "docs" / "scripts" / "vendor_reading.py")
-vendor_reading = importlib.util.module_from_spec(_reading_spec)
-sys.modules["vendor_reading"] = vendor_reading
-_reading_spec.loader.exec_module(vendor_reading)
+vendor_reading = docs_script("vendor_reading")
 
 
 def test_vendor_reading_finds_where_and_how_sharply_a_vendor_is_called():
@@ -185,10 +186,7 @@ def test_vendor_reading_finds_where_and_how_sharply_a_vendor_is_called():
     assert rows["GEMS"]["fpr"] > rows["HOLO"]["fpr"]
 
 
-_shift_spec = importlib.util.spec_from_file_location("threshold_shift", ROOT / "docs" / "scripts" / "threshold_shift.py")
-threshold_shift = importlib.util.module_from_spec(_shift_spec)
-sys.modules["threshold_shift"] = threshold_shift
-_shift_spec.loader.exec_module(threshold_shift)
+threshold_shift = docs_script("threshold_shift")
 
 
 def test_a_majoritys_lost_false_positives_go_to_the_vendor_crowding_the_threshold():
